@@ -1,1 +1,1 @@
-"""hub package."""
+"""The hub: the application and the only composition root (settings, DB, actions, API, realtime)."""

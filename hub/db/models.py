@@ -1,0 +1,45 @@
+"""All tables in one import (``from hub.db.models import X``); defined by role elsewhere."""
+
+from hub.db.base import Base
+from hub.db.directory import (
+    Agent,
+    AgentSkill,
+    ChannelInstance,
+    Queue,
+    RoutingRule,
+    Session,
+    Skill,
+    User,
+)
+from hub.db.work import (
+    Assignment,
+    AttachmentRecord,
+    Contact,
+    ContactAddress,
+    Conversation,
+    ConversationRef,
+    Interaction,
+    Offer,
+    OutboundDelivery,
+)
+
+__all__ = [
+    "Agent",
+    "AgentSkill",
+    "Assignment",
+    "AttachmentRecord",
+    "Base",
+    "ChannelInstance",
+    "Contact",
+    "ContactAddress",
+    "Conversation",
+    "ConversationRef",
+    "Interaction",
+    "Offer",
+    "OutboundDelivery",
+    "Queue",
+    "RoutingRule",
+    "Session",
+    "Skill",
+    "User",
+]
