@@ -1,0 +1,258 @@
+"""What agents do to a conversation: reply, note, resolve, reopen, transfer.
+
+Each ``do_*`` runs in the caller's transaction and returns the events to publish after commit.
+Replies are not sent here: they are appended to the log and put in the delivery outbox, so a
+crash between "agent pressed send" and "channel accepted it" loses nothing (the delivery worker
+picks the row up again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.actions.log import append, interaction_dict
+from hub.auth.sessions import Principal
+from hub.db.base import utcnow
+from hub.db.models import (
+    Agent,
+    Assignment,
+    ContactAddress,
+    Conversation,
+    Interaction,
+    OutboundDelivery,
+    Queue,
+)
+from hub.domain import ActorType, ConversationStatus, Direction, InteractionKind
+from hub.errors import Conflict, NotFound, ValidationFailed
+from hub.events import Event
+from hub.ids import new_id
+
+ADDRESS_KIND_FOR_CHANNEL = {
+    "email": "email",
+    "sms": "phone",
+    "voice": "phone",
+    "fax": "phone",
+    "webchat": "visitor",
+}
+
+
+def _rooms(conv: Conversation) -> tuple[str, ...]:
+    rooms = [f"conversation:{conv.id}", f"queue:{conv.queue_id}"]
+    if conv.assignee_id:
+        rooms.append(f"agent:{conv.assignee_id}")
+    return tuple(rooms)
+
+
+def conversation_event(name: str, conv: Conversation, **extra: Any) -> Event:
+    return Event(
+        name,
+        {
+            "id": conv.id,
+            "status": conv.status,
+            "queue_id": conv.queue_id,
+            "assignee_id": conv.assignee_id,
+            **extra,
+        },
+        rooms=_rooms(conv),
+    )
+
+
+async def _recipient(session: AsyncSession, conv: Conversation) -> str:
+    """Who a reply goes to: the sender of the latest inbound item, else the contact's address."""
+    last = (
+        await session.execute(
+            select(Interaction.payload)
+            .where(
+                Interaction.conversation_id == conv.id,
+                Interaction.direction == Direction.INBOUND.value,
+            )
+            .order_by(Interaction.seq.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if last and isinstance(last.get("sender"), str) and ":" in last["sender"]:
+        return str(last["sender"])
+    kind = ADDRESS_KIND_FOR_CHANNEL[conv.channel]
+    addr = (
+        await session.execute(
+            select(ContactAddress)
+            .where(ContactAddress.contact_id == conv.contact_id, ContactAddress.kind == kind)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if addr is None:
+        raise Conflict(f"the contact has no {kind} address to reply to", code="no_address")
+    return f"{addr.kind}:{addr.value}"
+
+
+async def do_reply(
+    session: AsyncSession,
+    who: Principal,
+    conv: Conversation,
+    *,
+    text: str,
+    html: str | None,
+    subject: str | None,
+    client_id: str | None,
+) -> tuple[Interaction, list[Event]]:
+    if conv.status == ConversationStatus.RESOLVED.value:
+        raise Conflict("conversation is resolved: reopen it before replying", code="resolved")
+    key = f"reply:{conv.id}:{client_id}" if client_id else None
+    if key is not None:
+        prior = (
+            await session.execute(select(Interaction).where(Interaction.dedupe_key == key))
+        ).scalar_one_or_none()
+        if prior is not None:
+            return prior, []
+    to = await _recipient(session, conv)
+    row = await append(
+        session,
+        conv.id,
+        kind=InteractionKind.MESSAGE,
+        direction=Direction.OUTBOUND,
+        channel=conv.channel,
+        actor_type=ActorType.AGENT,
+        actor_id=who.agent_id or who.user_id,
+        text=text,
+        html=html,
+        subject=subject or conv.subject,
+        payload={"to": to, "author_name": who.name},
+        dedupe_key=key,
+    )
+    session.add(
+        OutboundDelivery(
+            id=new_id("delivery"),
+            interaction_id=row.id,
+            channel=conv.channel,
+            channel_instance_id=conv.channel_instance_id,
+        )
+    )
+    conv.last_message_at = utcnow()
+    await session.flush()
+    await session.refresh(row, ["attachments"])
+    return row, [
+        Event("interaction.created", interaction_dict(row), rooms=_rooms(conv)),
+        Event("delivery.queued", {"interaction_id": row.id}),
+    ]
+
+
+async def do_note(
+    session: AsyncSession, who: Principal, conv: Conversation, text: str
+) -> tuple[Interaction, list[Event]]:
+    row = await append(
+        session,
+        conv.id,
+        kind=InteractionKind.NOTE,
+        direction=Direction.INTERNAL,
+        channel=conv.channel,
+        actor_type=ActorType.AGENT,
+        actor_id=who.agent_id or who.user_id,
+        text=text,
+        payload={"author_name": who.name},
+    )
+    await session.flush()
+    await session.refresh(row, ["attachments"])
+    return row, [Event("interaction.created", interaction_dict(row), rooms=_rooms(conv))]
+
+
+async def _end_assignment(session: AsyncSession, conv: Conversation, reason: str) -> None:
+    await session.execute(
+        update(Assignment)
+        .where(Assignment.conversation_id == conv.id, Assignment.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+    )
+
+
+async def _status(
+    session: AsyncSession,
+    who: Principal,
+    conv: Conversation,
+    status: ConversationStatus,
+    **payload: Any,
+) -> None:
+    await append(
+        session,
+        conv.id,
+        kind=InteractionKind.STATUS,
+        direction=Direction.INTERNAL,
+        channel=conv.channel,
+        actor_type=ActorType.AGENT,
+        actor_id=who.agent_id or who.user_id,
+        payload={"status": status.value, **payload},
+    )
+
+
+async def do_resolve(session: AsyncSession, who: Principal, conv: Conversation) -> list[Event]:
+    if conv.status == ConversationStatus.RESOLVED.value:
+        raise Conflict("conversation is already resolved", code="invalid_state")
+    previous_assignee = conv.assignee_id
+    conv.status = ConversationStatus.RESOLVED.value
+    conv.resolved_at = utcnow()
+    await _end_assignment(session, conv, "resolved")
+    await _status(session, who, conv, ConversationStatus.RESOLVED)
+    return [conversation_event("conversation.resolved", conv, previous_assignee=previous_assignee)]
+
+
+async def do_reopen(session: AsyncSession, who: Principal, conv: Conversation) -> list[Event]:
+    if conv.status != ConversationStatus.RESOLVED.value:
+        raise Conflict("only a resolved conversation can be reopened", code="invalid_state")
+    conv.status = ConversationStatus.QUEUED.value
+    conv.assignee_id = None
+    conv.resolved_at = None
+    conv.queued_at = utcnow()
+    await _status(session, who, conv, ConversationStatus.QUEUED, reason="reopened")
+    return [conversation_event("conversation.queued", conv)]
+
+
+async def do_transfer(
+    session: AsyncSession,
+    who: Principal,
+    conv: Conversation,
+    *,
+    agent_id: str | None,
+    queue_id: str | None,
+    note: str | None,
+) -> list[Event]:
+    if (agent_id is None) == (queue_id is None):
+        raise ValidationFailed("give exactly one of agent_id or queue_id", code="invalid_transfer")
+    if conv.status == ConversationStatus.RESOLVED.value:
+        raise Conflict("a resolved conversation cannot be transferred", code="resolved")
+    previous: dict[str, Any] = {"agent_id": conv.assignee_id, "queue_id": conv.queue_id}
+    await _end_assignment(session, conv, "transferred")
+    if agent_id is not None:
+        if await session.get(Agent, agent_id) is None:
+            raise NotFound(f"agent {agent_id} not found")
+        conv.assignee_id = agent_id
+        conv.status = ConversationStatus.ASSIGNED.value
+        session.add(Assignment(id=new_id("assignment"), conversation_id=conv.id, agent_id=agent_id))
+    else:
+        assert queue_id is not None
+        if await session.get(Queue, queue_id) is None:
+            raise NotFound(f"queue {queue_id} not found")
+        conv.queue_id = queue_id
+        conv.assignee_id = None
+        conv.status = ConversationStatus.QUEUED.value
+        conv.queued_at = utcnow()
+    await append(
+        session,
+        conv.id,
+        kind=InteractionKind.TRANSFER,
+        direction=Direction.INTERNAL,
+        channel=conv.channel,
+        actor_type=ActorType.AGENT,
+        actor_id=who.agent_id or who.user_id,
+        text=note or "",
+        payload={
+            "from": previous,
+            "to": {"agent_id": agent_id, "queue_id": queue_id},
+            "by": who.user_id,
+        },
+    )
+    name = "conversation.assigned" if agent_id else "conversation.queued"
+    return [
+        conversation_event("conversation.transferred", conv, previous=previous),
+        conversation_event(name, conv),
+    ]

@@ -1,0 +1,220 @@
+"""``create_app(settings)``: Starlette and python-socketio served as one ASGI app.
+
+The lifespan is the composition root: it builds the engine, session factory, event bus, media
+store, ingest, realtime namespace and background loops once, stores them on ``app.state`` and
+supervises the loops (a crashed loop is logged and restarted, never silently gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import socketio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from channels.base import Channel
+from hub.actions.ingest import Ingestor
+from hub.api import auth_routes, contacts, conversations, directory, system
+from hub.api.framework import Api, Context
+from hub.auth.ratelimit import SlidingWindowLimiter
+from hub.db.engine import make_engine, make_session_factory
+from hub.delivery import DeliveryWorker
+from hub.events import EventBus
+from hub.metrics import Metrics
+from hub.realtime import AgentNamespace
+from hub.services import Services
+from hub.settings import Settings
+from recorder.media import MediaStore
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+API_MODULES: tuple[Api, ...] = (
+    system.api,
+    auth_routes.api,
+    conversations.api,
+    contacts.api,
+    directory.api,
+)
+
+
+def all_endpoints() -> list[Any]:
+    return [ep for module in API_MODULES for ep in module.endpoints]
+
+
+def openapi_document() -> dict[str, Any]:
+    merged = Api()
+    merged.endpoints = all_endpoints()
+    return merged.openapi("contacthub", VERSION)
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+async def supervise(name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop forever, restarting it (with a pause) if it crashes."""
+    while True:
+        try:
+            await factory()
+            log.warning("loop %s returned; restarting", name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("loop %s crashed; restarting in 1 s", name)
+        await asyncio.sleep(1.0)
+
+
+class _Metered:
+    """ASGI middleware counting requests by route template (never by raw path: no IDs/PII)."""
+
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            m = self.metrics()
+            if m is not None:
+                route = scope.get("route")
+                path = getattr(route, "path", "unmatched")
+                m.http_requests.labels(scope["method"], path, str(status["code"])).inc()
+                m.http_latency.labels(scope["method"], path).observe(time.perf_counter() - start)
+
+
+class HubApp:
+    """The ASGI app, plus access to the services its lifespan built (for the CLI and tests)."""
+
+    def __init__(self, inner: ASGIApp, holder: dict[str, Services], sio: socketio.AsyncServer):
+        self._inner = inner
+        self._holder = holder
+        self.sio = sio
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._inner(scope, receive, send)
+
+    @property
+    def services(self) -> Services:
+        """Available once the lifespan started."""
+        return self._holder["services"]
+
+
+def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None) -> HubApp:
+    """Build the ASGI app. ``channels`` lets tests and the CLI plug in running adapters."""
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins=[settings.effective_public_url],
+        client_manager=(
+            socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+        ),
+        max_http_buffer_size=settings.max_body_bytes,
+        logger=False,
+        engineio_logger=False,
+    )
+    holder: dict[str, Services] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        sessions = make_session_factory(engine)
+        bus = EventBus()
+        media = MediaStore(settings.data_dir / "media")
+
+        async def media_put(data: bytes, content_type: str) -> str:
+            return (await media.put(data, content_type)).key
+
+        metrics = Metrics()
+        services = Services(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            bus=bus,
+            ingestor=Ingestor(sessions, bus, media_put),
+            media_put=media_put,
+            login_limiter=SlidingWindowLimiter(settings.login_attempts_per_minute),
+            metrics=metrics,
+            extras={"media": media, "sio": sio},
+        )
+        app.state.services = services
+        holder["services"] = services
+        namespace = AgentNamespace(services)
+        sio.register_namespace(namespace)
+        bus.subscribe(namespace.forward)
+        delivery = DeliveryWorker(services, dict(channels or {}))
+        bus.subscribe(delivery.on_event)
+        services.extras["delivery"] = delivery
+        tasks = [asyncio.create_task(supervise("delivery", delivery.run))]
+        log.info(
+            "contacthub %s ready on %s (%s)",
+            VERSION,
+            settings.effective_public_url,
+            "sqlite" if settings.is_sqlite else "postgresql",
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await engine.dispose()
+
+    routes = [Route("/api/openapi.json", _openapi, methods=["GET"])]
+    for module in API_MODULES:
+        routes += module.routes()
+    starlette = Starlette(routes=routes, lifespan=lifespan)
+    starlette.add_exception_handler(404, _not_found)
+    starlette.add_exception_handler(405, _method_not_allowed)
+    starlette.add_exception_handler(Exception, _internal_error)
+    metered = _Metered(starlette, lambda: holder["services"].metrics if holder else None)
+    asgi: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=metered, socketio_path="socket.io")
+    return HubApp(asgi, holder, sio)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"code": "not_found", "message": f"no route {request.url.path}", "data": {}},
+        status_code=404,
+    )
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {
+            "code": "method_not_allowed",
+            "message": f"{request.method} not allowed on {request.url.path}",
+            "data": {},
+        },
+        status_code=405,
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"code": "internal_error", "message": "internal error", "data": {}}, status_code=500
+    )
+
+
+__all__ = ["Context", "create_app", "openapi_document"]

@@ -1,0 +1,117 @@
+"""socket.io namespace ``/agent``: every change pushed to the people allowed to see it.
+
+Connect with ``auth: {token}`` (or the session cookie). On connect a client joins ``user:<id>``,
+``agent:<id>`` (if an agent), ``staff``, ``supervisors`` (supervisor/admin), and every
+``queue:<id>`` room, so it sees queue movement across channels. It joins ``conversation:<id>``
+rooms with the ``join`` event, which is authorized like the REST API. Events from the bus are
+emitted to the rooms they name, after the database commit that produced them.
+"""
+
+from __future__ import annotations
+
+import logging
+from http.cookies import SimpleCookie
+from typing import Any
+
+import socketio
+from sqlalchemy import select
+
+from hub.actions.access import can_view
+from hub.auth import sessions as auth
+from hub.auth.sessions import COOKIE_NAME, Principal
+from hub.db.models import Conversation, Queue
+from hub.domain import Role
+from hub.events import Event
+from hub.services import Services
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/agent"
+
+
+def _token_from(environ: dict[str, Any], auth_data: Any) -> str | None:
+    if isinstance(auth_data, dict) and isinstance(auth_data.get("token"), str):
+        return str(auth_data["token"])
+    cookie_header = environ.get("HTTP_COOKIE")
+    if cookie_header:
+        morsel = SimpleCookie(cookie_header).get(COOKIE_NAME)
+        if morsel is not None:
+            return morsel.value
+    return None
+
+
+class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, services: Services) -> None:
+        super().__init__(NAMESPACE)
+        self.services = services
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth_data: Any = None) -> None:
+        token = _token_from(environ, auth_data)
+        principal = None
+        if token:
+            async with self.services.sessions() as session:
+                principal = await auth.resolve(session, token)
+        if principal is None:
+            self.services.metrics.socket_connections.labels(NAMESPACE, "refused").inc()
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unauthorized", "message": "a valid session token is required"}
+            )
+        await self.save_session(sid, {"principal": principal})
+        rooms = [f"user:{principal.user_id}", "staff"]
+        if principal.agent_id:
+            rooms.append(f"agent:{principal.agent_id}")
+        if principal.role in (Role.SUPERVISOR, Role.ADMIN):
+            rooms.append("supervisors")
+        async with self.services.sessions() as session:
+            rooms += [f"queue:{qid}" for qid in (await session.execute(select(Queue.id))).scalars()]
+        rooms.append("queue:None")
+        for room in rooms:
+            await self.enter_room(sid, room)
+        self.services.metrics.socket_connections.labels(NAMESPACE, "accepted").inc()
+        await self.emit(
+            "hello",
+            {
+                "user_id": principal.user_id,
+                "agent_id": principal.agent_id,
+                "role": principal.role.value,
+                "rooms": rooms,
+            },
+            to=sid,
+        )
+
+    async def _principal(self, sid: str) -> Principal:
+        data = await self.get_session(sid)
+        principal: Principal = data["principal"]
+        return principal
+
+    async def on_join(self, sid: str, data: Any) -> dict[str, Any]:
+        """Subscribe to one conversation's live timeline."""
+        if not isinstance(data, dict) or not isinstance(data.get("conversation_id"), str):
+            return {
+                "error": {
+                    "code": "invalid_payload",
+                    "message": "expected {conversation_id: string}",
+                }
+            }
+        principal = await self._principal(sid)
+        async with self.services.sessions() as session:
+            conv = await session.get(Conversation, data["conversation_id"])
+            allowed = conv is not None and await can_view(session, principal, conv)
+        if not allowed:
+            return {"error": {"code": "not_found", "message": "conversation not found"}}
+        await self.enter_room(sid, f"conversation:{data['conversation_id']}")
+        return {"ok": True}
+
+    async def on_leave(self, sid: str, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict) and isinstance(data.get("conversation_id"), str):
+            await self.leave_room(sid, f"conversation:{data['conversation_id']}")
+            return {"ok": True}
+        return {
+            "error": {"code": "invalid_payload", "message": "expected {conversation_id: string}"}
+        }
+
+    async def forward(self, event: Event) -> None:
+        """Bus listener: emit to each named room once (socket.io de-duplicates per call)."""
+        if not event.rooms:
+            return
+        await self.emit(event.name, event.data, room=list(event.rooms))

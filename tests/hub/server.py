@@ -1,0 +1,92 @@
+"""Run the real hub app under uvicorn on a free port inside a test, with users of every role."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import uvicorn
+
+from channels.base import Channel
+from hub.api.directory import create_user_rows
+from hub.app import create_app
+from hub.auth.passwords import hash_password
+from hub.domain import Role
+from hub.services import Services
+from tests.conftest import Db
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class RunningHub:
+    url: str
+    services: Services
+    tokens: dict[Role, str] = field(default_factory=dict)
+    agent_ids: dict[str, str] = field(default_factory=dict)
+
+    def client(self, role: Role | None = None, token: str | None = None) -> httpx.AsyncClient:
+        headers = {}
+        tok = token or (self.tokens[role] if role else None)
+        if tok:
+            headers["Authorization"] = f"Bearer {tok}"
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
+
+
+async def seed_users(db: Db) -> dict[str, str]:
+    """One user per role (plus a second agent); returns email -> agent id."""
+    agents: dict[str, str] = {}
+    pw = hash_password(PASSWORD)
+    async with db.sessions() as s, s.begin():
+        for email, role in [
+            ("agent@t.test", Role.AGENT),
+            ("agent2@t.test", Role.AGENT),
+            ("qa@t.test", Role.QA),
+            ("sup@t.test", Role.SUPERVISOR),
+            ("admin@t.test", Role.ADMIN),
+        ]:
+            _, agent = await create_user_rows(s, email, email.split("@")[0].title(), role, pw)
+            if agent:
+                agents[email] = agent.id
+    return agents
+
+
+@contextlib.asynccontextmanager
+async def running_hub(
+    db: Db, channels: dict[str, Channel] | None = None, **overrides: object
+) -> AsyncIterator[RunningHub]:
+    settings = db.settings
+    if overrides:
+        from dataclasses import replace
+
+        settings = replace(settings, **overrides)  # type: ignore[arg-type]
+    agents = await seed_users(db)
+    app = create_app(settings, channels=channels)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    hub = RunningHub(f"http://127.0.0.1:{port}", app.services, agent_ids=agents)
+    try:
+        async with hub.client() as c:
+            for email, role in [
+                ("agent@t.test", Role.AGENT),
+                ("qa@t.test", Role.QA),
+                ("sup@t.test", Role.SUPERVISOR),
+                ("admin@t.test", Role.ADMIN),
+            ]:
+                r = await c.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+                assert r.status_code == 200, r.text
+                hub.tokens[role] = r.json()["token"]
+        yield hub
+    finally:
+        server.should_exit = True
+        await task
