@@ -127,3 +127,11 @@ class Settings:
 def known_variables() -> frozenset[str]:
     """Every ``HUB_*`` name the settings understand (checked against docker/compose.yaml)."""
     return frozenset(f"HUB_{f.name.upper()}" for f in fields(Settings))
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of the process environment, for secrets a config file names (``password_env``).
+
+    Kept here so that this module stays the only one that reads the environment.
+    """
+    return dict(os.environ)
