@@ -23,11 +23,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channels.base import Channel
 from hub.actions.ingest import Ingestor
-from hub.api import auth_routes, contacts, conversations, directory, system
+from hub.api import auth_routes, contacts, conversations, directory, offers, system
 from hub.api.framework import Api, Context
 from hub.auth.ratelimit import SlidingWindowLimiter
 from hub.db.engine import make_engine, make_session_factory
 from hub.delivery import DeliveryWorker
+from hub.dispatch import Dispatcher
 from hub.events import EventBus
 from hub.metrics import Metrics
 from hub.realtime import AgentNamespace
@@ -44,6 +45,7 @@ API_MODULES: tuple[Api, ...] = (
     conversations.api,
     contacts.api,
     directory.api,
+    offers.api,
 )
 
 
@@ -166,6 +168,10 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         bus.subscribe(delivery.on_event)
         services.extras["delivery"] = delivery
         tasks = [asyncio.create_task(supervise("delivery", delivery.run))]
+        dispatcher = Dispatcher(services)
+        services.extras["dispatcher"] = dispatcher
+        bus.subscribe(dispatcher.on_event)
+        tasks.append(asyncio.create_task(supervise("dispatcher", dispatcher.run)))
         log.info(
             "contacthub %s ready on %s (%s)",
             VERSION,

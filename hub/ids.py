@@ -35,6 +35,7 @@ PREFIXES = {
     "rule": "ru",
     "session": "se",
     "attachment": "at",
+    "delivery": "dl",
 }
 
 

@@ -68,6 +68,9 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         for room in rooms:
             await self.enter_room(sid, room)
         self.services.metrics.socket_connections.labels(NAMESPACE, "accepted").inc()
+        dispatcher = self.services.extras.get("dispatcher")
+        if principal.agent_id and dispatcher is not None:
+            await dispatcher.connected(principal.agent_id)
         await self.emit(
             "hello",
             {
@@ -78,6 +81,16 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             },
             to=sid,
         )
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        """An agent's last socket closing revokes their offers at once (the router decides)."""
+        try:
+            principal = await self._principal(sid)
+        except KeyError:
+            return  # refused before a session was saved
+        dispatcher = self.services.extras.get("dispatcher")
+        if principal.agent_id and dispatcher is not None:
+            await dispatcher.disconnected(principal.agent_id)
 
     async def _principal(self, sid: str) -> Principal:
         data = await self.get_session(sid)

@@ -123,7 +123,16 @@ async def list_queues(ctx: Context) -> dict[str, Any]:
                 "oldest_wait_s": round((now - since).total_seconds(), 1) if since else None,
             }
         )
-    return {"items": items, "unrouted": counts.get(None, 0)}
+    dispatcher = ctx.services.extras.get("dispatcher")
+    live = dispatcher.snapshot() if dispatcher is not None else None
+    if live is not None:
+        for item in items:
+            item["live"] = live["queues"].get(item["id"])
+    return {
+        "items": items,
+        "unrouted": counts.get(None, 0),
+        "routing": {k: v for k, v in live.items() if k != "queues"} if live else None,
+    }
 
 
 @api.route("GET", "/api/users", roles=ADMINS, tag="admin")
