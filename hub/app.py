@@ -18,7 +18,7 @@ import socketio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channels.base import Channel
@@ -26,6 +26,7 @@ from hub.actions.ingest import Ingestor
 from hub.api import auth_routes, contacts, conversations, directory, offers, system
 from hub.api.framework import Api, Context
 from hub.auth.ratelimit import SlidingWindowLimiter
+from hub.channel_host import ChannelHost, HostContext
 from hub.db.engine import make_engine, make_session_factory
 from hub.delivery import DeliveryWorker
 from hub.dispatch import Dispatcher
@@ -34,6 +35,7 @@ from hub.metrics import Metrics
 from hub.realtime import AgentNamespace
 from hub.services import Services
 from hub.settings import Settings
+from hub.state import StateStore
 from recorder.media import MediaStore
 
 log = logging.getLogger(__name__)
@@ -164,7 +166,15 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         namespace = AgentNamespace(services)
         sio.register_namespace(namespace)
         bus.subscribe(namespace.forward)
-        delivery = DeliveryWorker(services, dict(channels or {}))
+        host = ChannelHost(
+            HostContext(settings, sessions, StateStore(sessions), services.ingestor, media, sio),
+            channel_mount,
+            supervise,
+        )
+        host.channels.update(channels or {})
+        services.extras["channel_host"] = host
+        await host.start()
+        delivery = DeliveryWorker(services, host.channels)
         bus.subscribe(delivery.on_event)
         services.extras["delivery"] = delivery
         tasks = [asyncio.create_task(supervise("delivery", delivery.run))]
@@ -184,9 +194,14 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await host.stop()
             await engine.dispose()
 
-    routes = [Route("/api/openapi.json", _openapi, methods=["GET"])]
+    channel_mount = Router(routes=[])  # filled by the channel host at startup
+    routes: list[BaseRoute] = [
+        Route("/api/openapi.json", _openapi, methods=["GET"]),
+        Mount("/channels", app=channel_mount),
+    ]
     for module in API_MODULES:
         routes += module.routes()
     starlette = Starlette(routes=routes, lifespan=lifespan)

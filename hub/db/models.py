@@ -14,6 +14,7 @@ from hub.db.directory import (
 from hub.db.work import (
     Assignment,
     AttachmentRecord,
+    ChannelState,
     Contact,
     ContactAddress,
     Conversation,
@@ -30,6 +31,7 @@ __all__ = [
     "AttachmentRecord",
     "Base",
     "ChannelInstance",
+    "ChannelState",
     "Contact",
     "ContactAddress",
     "Conversation",

@@ -196,3 +196,24 @@ class OutboundDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     external_id: Mapped[str | None] = mapped_column(String(998), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChannelState(Base):
+    """Small durable state owned by channel adapters (opt-outs, UIDs, nonces, visitor tokens).
+
+    One generic table instead of one per adapter: ``scope`` is the channel instance (or
+    ``*`` for state shared by all), ``namespace`` names the adapter's store, ``key`` is unique
+    within both. ``expires_at`` lets stores keep replay nonces and tombstones only as long as
+    they matter.
+    """
+
+    __tablename__ = "channel_state"
+    __table_args__ = (UniqueConstraint("scope", "namespace", "key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(100))
+    namespace: Mapped[str] = mapped_column(String(50))
+    key: Mapped[str] = mapped_column(String(500))
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
