@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 
 import httpx
 import uvicorn
+from sqlalchemy import select
 
 from channels.base import Channel
 from hub.api.directory import create_user_rows
 from hub.app import create_app
 from hub.auth.passwords import hash_password
+from hub.db.models import Agent, User
 from hub.domain import Role
 from hub.services import Services
 from tests.conftest import Db
@@ -37,7 +39,8 @@ class RunningHub:
 
 
 async def seed_users(db: Db) -> dict[str, str]:
-    """One user per role (plus a second agent); returns email -> agent id."""
+    """One user per role (plus a second agent), reusing users a config apply already made;
+    returns email -> agent id."""
     agents: dict[str, str] = {}
     pw = hash_password(PASSWORD)
     async with db.sessions() as s, s.begin():
@@ -48,22 +51,30 @@ async def seed_users(db: Db) -> dict[str, str]:
             ("sup@t.test", Role.SUPERVISOR),
             ("admin@t.test", Role.ADMIN),
         ]:
-            _, agent = await create_user_rows(s, email, email.split("@")[0].title(), role, pw)
-            if agent:
-                agents[email] = agent.id
+            user = (await s.execute(select(User).where(User.email == email))).scalar_one_or_none()
+            if user is None:
+                _, agent = await create_user_rows(s, email, email.split("@")[0].title(), role, pw)
+                agent_id = agent.id if agent else None
+            else:
+                user.password_hash = pw
+                agent_id = (
+                    await s.execute(select(Agent.id).where(Agent.user_id == user.id))
+                ).scalar_one_or_none()
+            if agent_id:
+                agents[email] = agent_id
     return agents
 
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    db: Db, channels: dict[str, Channel] | None = None, **overrides: object
+    db: Db, channels: dict[str, Channel] | None = None, *, seed: bool = True, **overrides: object
 ) -> AsyncIterator[RunningHub]:
     settings = db.settings
     if overrides:
         from dataclasses import replace
 
         settings = replace(settings, **overrides)  # type: ignore[arg-type]
-    agents = await seed_users(db)
+    agents = await seed_users(db) if seed else {}
     app = create_app(settings, channels=channels)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
