@@ -203,7 +203,7 @@ async def test_disconnect_revokes_offer_at_once(db: Db) -> None:
                 if o.status != "pending":
                     break
             await asyncio.sleep(0.05)
-        assert o.status == "revoked"
+        assert o is not None and o.status == "revoked"
 
 
 async def test_restart_restores_live_offer_without_resending(db: Db) -> None:
