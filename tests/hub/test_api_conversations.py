@@ -47,7 +47,8 @@ async def test_reply_flow_end_to_end(db: Db) -> None:
     channel = OutboxChannel()
     async with running_hub(db, channels={"sms": channel}) as hub:
         receipt = await hub.services.ingestor(
-            inbound(ChannelKind.SMS, "+14155550100", "sms-in-1", "My order is late"))
+            inbound(ChannelKind.SMS, "+14155550100", "sms-in-1", "My order is late")
+        )
         conv_id = receipt.conversation_id
         agent_id = hub.agent_ids["agent@t.test"]
         async with hub.client(Role.AGENT) as agent, hub.client(Role.SUPERVISOR) as sup:
@@ -56,8 +57,10 @@ async def test_reply_flow_end_to_end(db: Db) -> None:
             # an agent who is not the assignee may not reply
             r = await agent.post(f"/api/conversations/{conv_id}/messages", json={"text": "hi"})
             assert r.status_code == 403 and r.json()["code"] == "not_assignee"
-            r = await sup.post(f"/api/conversations/{conv_id}/transfer",
-                               json={"agent_id": agent_id, "note": "VIP, handle with care"})
+            r = await sup.post(
+                f"/api/conversations/{conv_id}/transfer",
+                json={"agent_id": agent_id, "note": "VIP, handle with care"},
+            )
             assert r.status_code == 200, r.text
             mine = (await agent.get("/api/conversations", params={"assignee": "me"})).json()
             assert [c["status"] for c in mine["items"]] == ["assigned"]
@@ -78,8 +81,15 @@ async def test_reply_flow_end_to_end(db: Db) -> None:
             again = await agent.post(f"/api/conversations/{conv_id}/resolve")
             assert again.status_code == 409
             # the customer answers the sent SMS: threaded back and the case reopens
-            back = await hub.services.ingestor(inbound(
-                ChannelKind.SMS, "+14155550100", "sms-in-2", "thanks", thread_refs=("sms-out-1",)))
+            back = await hub.services.ingestor(
+                inbound(
+                    ChannelKind.SMS,
+                    "+14155550100",
+                    "sms-in-2",
+                    "thanks",
+                    thread_refs=("sms-out-1",),
+                )
+            )
             assert back.conversation_id == conv_id
             conv = (await sup.get(f"/api/conversations/{conv_id}")).json()
             assert conv["status"] == "queued" and conv["assignee_id"] is None
@@ -95,8 +105,10 @@ async def test_transient_send_failure_is_retried_and_visible(db: Db) -> None:
         receipt = await hub.services.ingestor(inbound(ChannelKind.SMS, "+14155550101", "x1"))
         async with hub.client(Role.SUPERVISOR) as sup:
             conv_id = receipt.conversation_id
-            await sup.post(f"/api/conversations/{conv_id}/transfer",
-                           json={"agent_id": hub.agent_ids["agent@t.test"]})
+            await sup.post(
+                f"/api/conversations/{conv_id}/transfer",
+                json={"agent_id": hub.agent_ids["agent@t.test"]},
+            )
             await sup.post(f"/api/conversations/{conv_id}/messages", json={"text": "retry me"})
             delivery = hub.services.extras["delivery"]
 
@@ -123,23 +135,30 @@ async def test_contact_history_across_channels_and_merge(db: Db) -> None:
         ing = hub.services.ingestor
         call = await ing(inbound(ChannelKind.VOICE, "+14155550123", "call-9"))
         sms = await ing(inbound(ChannelKind.SMS, "+14155550123", "sms-9"))
-        mail = await ing(inbound(ChannelKind.EMAIL, "dora@example.com", "<m9@x>",
-                                 sender_name="Dora"))
+        mail = await ing(
+            inbound(ChannelKind.EMAIL, "dora@example.com", "<m9@x>", sender_name="Dora")
+        )
         assert call.contact_id == sms.contact_id != mail.contact_id
         async with hub.client(Role.AGENT) as agent, hub.client(Role.SUPERVISOR) as sup:
             c = (await agent.get(f"/api/contacts/{call.contact_id}")).json()
             assert {h["channel"] for h in c["history"]} == {"voice", "sms"}
-            r = await agent.post(f"/api/contacts/{call.contact_id}/merge",
-                                 json={"other_id": mail.contact_id})
+            r = await agent.post(
+                f"/api/contacts/{call.contact_id}/merge", json={"other_id": mail.contact_id}
+            )
             assert r.status_code == 403  # merging is for supervisors
-            merged = (await sup.post(f"/api/contacts/{call.contact_id}/merge",
-                                     json={"other_id": mail.contact_id})).json()
-            assert {a["value"] for a in merged["addresses"]} == {"+14155550123",
-                                                                 "dora@example.com"}
+            merged = (
+                await sup.post(
+                    f"/api/contacts/{call.contact_id}/merge", json={"other_id": mail.contact_id}
+                )
+            ).json()
+            assert {a["value"] for a in merged["addresses"]} == {"+14155550123", "dora@example.com"}
             full = (await agent.get(f"/api/contacts/{call.contact_id}")).json()
             assert {h["channel"] for h in full["history"]} == {"voice", "sms", "email"}
-            patched = (await agent.patch(f"/api/contacts/{call.contact_id}",
-                                         json={"attributes": {"vip": True}})).json()
+            patched = (
+                await agent.patch(
+                    f"/api/contacts/{call.contact_id}", json={"attributes": {"vip": True}}
+                )
+            ).json()
             assert patched["attributes"]["vip"] is True
         # a new mail from the merged address lands on the surviving contact
         later = await ing(inbound(ChannelKind.EMAIL, "dora@example.com", "<m10@x>"))
@@ -150,8 +169,9 @@ async def test_agent_socket_gets_pushes_and_needs_a_token(db: Db) -> None:
     async with running_hub(db) as hub:
         anon = socketio.AsyncClient()
         try:
-            await anon.connect(hub.url, namespaces=["/agent"], transports=["websocket"],
-                               wait_timeout=5)
+            await anon.connect(
+                hub.url, namespaces=["/agent"], transports=["websocket"], wait_timeout=5
+            )
             raise AssertionError("connected without a token")
         except socketio.exceptions.ConnectionError:
             pass
@@ -161,21 +181,28 @@ async def test_agent_socket_gets_pushes_and_needs_a_token(db: Db) -> None:
         client = socketio.AsyncClient()
         for name in ("hello", "interaction.created", "conversation.queued"):
             client.on(name, _collector(got, name), namespace="/agent")
-        await client.connect(hub.url, namespaces=["/agent"], transports=["websocket"],
-                             auth={"token": hub.tokens[Role.AGENT]}, wait_timeout=5)
+        await client.connect(
+            hub.url,
+            namespaces=["/agent"],
+            transports=["websocket"],
+            auth={"token": hub.tokens[Role.AGENT]},
+            wait_timeout=5,
+        )
         try:
             name, hello = await asyncio.wait_for(got.get(), 5)
             assert name == "hello" and hello["role"] == "agent"
-            receipt = await hub.services.ingestor(inbound(ChannelKind.WEBCHAT, "visitor-abc123",
-                                                          "w-1", "hello there"))
+            receipt = await hub.services.ingestor(
+                inbound(ChannelKind.WEBCHAT, "visitor-abc123", "w-1", "hello there")
+            )
             seen = {}
             while len(seen) < 2:
                 name, data = await asyncio.wait_for(got.get(), 5)
                 seen[name] = data
             assert seen["interaction.created"]["text"] == "hello there"
             assert seen["conversation.queued"]["id"] == receipt.conversation_id
-            ack = await client.call("join", {"conversation_id": receipt.conversation_id},
-                                    namespace="/agent", timeout=5)
+            ack = await client.call(
+                "join", {"conversation_id": receipt.conversation_id}, namespace="/agent", timeout=5
+            )
             assert ack == {"ok": True}
             bad = await client.call("join", {"nope": 1}, namespace="/agent", timeout=5)
             assert bad["error"]["code"] == "invalid_payload"
@@ -188,5 +215,3 @@ def _collector(q: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
         await q.put((name, data))
 
     return handler
-
-

@@ -17,12 +17,14 @@ from tests.conftest import Db
 CLI = [sys.executable, "-m", "hub.cli"]
 
 
-def run(args: list[str], data_dir: Path, *, stdin: str = "", extra_env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], data_dir: Path, *, stdin: str = "", extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env |= {"HUB_DATA_DIR": str(data_dir), **(extra_env or {})}
-    return subprocess.run(CLI + args, input=stdin, capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+    return subprocess.run(
+        CLI + args, input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
 
 
 def test_help_everywhere(tmp_path: Path) -> None:
@@ -38,23 +40,60 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_create_user_then_login_via_served_app(tmp_path: Path) -> None:
-    r = run(["create-user", "--email", "Root@Example.com", "--name", "Root", "--role", "admin",
-             "--password-stdin"], tmp_path, stdin="s3cret-password\n")
+    r = run(
+        [
+            "create-user",
+            "--email",
+            "Root@Example.com",
+            "--name",
+            "Root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        tmp_path,
+        stdin="s3cret-password\n",
+    )
     assert r.returncode == 0, r.stderr
     assert "created admin root@example.com" in r.stdout
-    dup = run(["create-user", "--email", "root@example.com", "--name", "Root", "--role", "qa",
-               "--password-stdin"], tmp_path, stdin="s3cret-password\n")
+    dup = run(
+        [
+            "create-user",
+            "--email",
+            "root@example.com",
+            "--name",
+            "Root",
+            "--role",
+            "qa",
+            "--password-stdin",
+        ],
+        tmp_path,
+        stdin="s3cret-password\n",
+    )
     assert dup.returncode == 2 and "exists" in dup.stderr
-    short = run(["create-user", "--email", "x@example.com", "--name", "X", "--role", "qa",
-                 "--password-stdin"], tmp_path, stdin="short\n")
+    short = run(
+        [
+            "create-user",
+            "--email",
+            "x@example.com",
+            "--name",
+            "X",
+            "--role",
+            "qa",
+            "--password-stdin",
+        ],
+        tmp_path,
+        stdin="short\n",
+    )
     assert short.returncode == 2 and "at least 8" in short.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env |= {"HUB_DATA_DIR": str(tmp_path), "HUB_PORT": str(port), "HUB_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([*CLI, "serve"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -65,8 +104,10 @@ def test_create_user_then_login_via_served_app(tmp_path: Path) -> None:
                 time.sleep(0.1)
         else:
             pytest.fail("contacthub serve did not become ready")
-        r2 = httpx.post(f"{url}/api/auth/login",
-                        json={"email": "root@example.com", "password": "s3cret-password"})
+        r2 = httpx.post(
+            f"{url}/api/auth/login",
+            json={"email": "root@example.com", "password": "s3cret-password"},
+        )
         assert r2.status_code == 200 and r2.json()["user"]["role"] == "admin"
     finally:
         proc.terminate()
@@ -75,8 +116,10 @@ def test_create_user_then_login_via_served_app(tmp_path: Path) -> None:
 
 def test_apply_validates_whole_file_and_is_idempotent(tmp_path: Path) -> None:
     good = tmp_path / "center.yaml"
-    good.write_text("skills: [english]\nqueues:\n  - name: general\n    required_skills:\n"
-                    "      - {skill: english, min_level: 1}\n")
+    good.write_text(
+        "skills: [english]\nqueues:\n  - name: general\n    required_skills:\n"
+        "      - {skill: english, min_level: 1}\n"
+    )
     first = run(["apply", str(good)], tmp_path)
     assert first.returncode == 0, first.stderr
     assert "2 change(s)" in first.stdout
@@ -89,8 +132,10 @@ def test_apply_validates_whole_file_and_is_idempotent(tmp_path: Path) -> None:
     assert "nothing was changed" in r.stderr
     assert "bad.yaml:4: queues[0].offer_ttl_s" in r.stderr
     dangling = tmp_path / "dangling.yaml"
-    dangling.write_text("skills: [english]\nqueues:\n  - name: other\n    required_skills:\n"
-                        "      - {skill: spanish, min_level: 1}\n")
+    dangling.write_text(
+        "skills: [english]\nqueues:\n  - name: other\n    required_skills:\n"
+        "      - {skill: spanish, min_level: 1}\n"
+    )
     r = run(["apply", str(dangling)], tmp_path)
     assert r.returncode == 2 and "dangling.yaml:5" in r.stderr and "spanish" in r.stderr
     assert "0 change(s)" in run(["apply", str(good)], tmp_path).stdout  # nothing half-written
