@@ -31,6 +31,7 @@ demo: $(VENV)/.runtime
 servers:
 	bash tests/servers/postgres.sh
 	bash tests/servers/kannel.sh
+	bash tests/servers/browser.sh
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check hub channels routing recorder tests bench
