@@ -40,6 +40,9 @@ class HostContext:
     sink: Sink
     media: Any  # recorder.media.MediaStore
     sio: Any  # socketio.AsyncServer
+    bus: Any = None  # hub.events.EventBus
+    extras: dict[str, Any] = field(default_factory=dict)  # services.extras (dispatcher, ...)
+    shared: dict[str, Any] = field(default_factory=dict)  # one adapter serving several rows
 
 
 @dataclass

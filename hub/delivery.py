@@ -27,7 +27,7 @@ from channels.base import (
     PermanentChannelError,
 )
 from hub.db.base import utcnow
-from hub.db.models import ConversationRef, Interaction, OutboundDelivery
+from hub.db.models import ChannelInstance, ConversationRef, Interaction, OutboundDelivery
 from hub.domain import DeliveryStatus
 from hub.events import Event
 from hub.services import Services
@@ -109,6 +109,12 @@ class DeliveryWorker:
             ix = await session.get(Interaction, row.interaction_id)
             assert ix is not None
         channel = self.channels.get(row.channel_instance_id or "") or self.channels.get(row.channel)
+        channel_id = channel.channel_id if channel is not None else ""
+        if row.channel_instance_id:
+            async with self.services.sessions() as session:
+                instance = await session.get(ChannelInstance, row.channel_instance_id)
+                if instance is not None:
+                    channel_id = instance.address  # mailbox, number or site key
         status, error, external_id = DeliveryStatus.SENT, None, None
         if channel is None:
             status, error = DeliveryStatus.PENDING, f"no running {row.channel} channel"
@@ -116,7 +122,7 @@ class DeliveryWorker:
             kind_s, _, value = str(ix.payload.get("to", "")).partition(":")
             outbound = Outbound(
                 channel=ChannelKind(row.channel),
-                channel_id=channel.channel_id,
+                channel_id=channel_id,
                 conversation_id=ix.conversation_id,
                 to=Address(AddressKind(kind_s), value),
                 text=ix.text,
@@ -124,6 +130,7 @@ class DeliveryWorker:
                 subject=ix.subject,
                 idempotency_key=ix.id,
                 author_name=ix.payload.get("author_name"),
+                metadata={"message_id": ix.id},
             )
             try:
                 result = await channel.send(outbound)

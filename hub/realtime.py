@@ -29,11 +29,26 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/agent"
 
 
-def _token_from(environ: dict[str, Any], auth_data: Any) -> str | None:
+def _same_origin(origin: str, environ: dict[str, Any], public_url: str) -> bool:
+    origin = origin.rstrip("/").lower()
+    if origin == public_url.rstrip("/").lower():
+        return True
+    host = str(environ.get("HTTP_HOST", "")).lower()
+    return bool(host) and origin.split("://", 1)[-1] == host
+
+
+def _token_from(environ: dict[str, Any], auth_data: Any, public_url: str) -> str | None:
+    """The session token from ``auth: {token}``, else from the cookie, but the cookie only when
+    the page is our own: socket.io allows any origin (the visitor widget runs on customers'
+    sites), so without this check any web page could open an agent socket with the agent's
+    cookie (cross-site WebSocket hijacking)."""
     if isinstance(auth_data, dict) and isinstance(auth_data.get("token"), str):
         return str(auth_data["token"])
     cookie_header = environ.get("HTTP_COOKIE")
     if cookie_header:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and not _same_origin(origin, environ, public_url):
+            return None
         morsel = SimpleCookie(cookie_header).get(COOKIE_NAME)
         if morsel is not None:
             return morsel.value
@@ -46,7 +61,7 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.services = services
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth_data: Any = None) -> None:
-        token = _token_from(environ, auth_data)
+        token = _token_from(environ, auth_data, self.services.settings.effective_public_url)
         principal = None
         if token:
             async with self.services.sessions() as session:

@@ -215,3 +215,32 @@ def _collector(q: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
         await q.put((name, data))
 
     return handler
+
+
+async def test_agent_socket_refuses_cookie_from_foreign_origin(db: Db) -> None:
+    async with running_hub(db) as hub:
+        cookie = {"Cookie": f"contacthub_session={hub.tokens[Role.AGENT]}"}
+        evil = socketio.AsyncClient()
+        try:
+            await evil.connect(
+                hub.url,
+                namespaces=["/agent"],
+                transports=["websocket"],
+                headers={**cookie, "Origin": "https://evil.example"},
+                wait_timeout=5,
+            )
+            raise AssertionError("a foreign page opened an agent socket with the cookie")
+        except socketio.exceptions.ConnectionError:
+            pass
+        finally:
+            await evil.disconnect()
+        own = socketio.AsyncClient()
+        await own.connect(
+            hub.url,
+            namespaces=["/agent"],
+            transports=["websocket"],
+            headers={**cookie, "Origin": hub.url},
+            wait_timeout=5,
+        )
+        assert own.connected
+        await own.disconnect()
