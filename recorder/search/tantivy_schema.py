@@ -1,0 +1,97 @@
+"""The tantivy schema of interactions and the mapping between :class:`SearchDoc` and tantivy.
+
+- ``subject``/``text``: English stemming (``en_stem``) with positions, for phrases; stored,
+  because highlights are cut from the stored text.
+- Labels (channel, queue, agent, direction, kind): ``raw`` tokenizer (exact match) and fast
+  fields, which the terms aggregation needs for facet counts.
+- ``sort_key``: i64 fast + indexed, one column for time order, date-range filters and
+  search-after cursors (see :mod:`recorder.search.paging`).
+- ``at_us``: stored microseconds, so ``at`` round-trips exactly.
+
+Bump :data:`SCHEMA_VERSION` on any change: an index on disk with another version is not
+opened (the hub rebuilds it with ``reindex``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import tantivy
+
+from recorder.search.paging import sort_key
+from recorder.search.types import SearchDoc, utc_ms
+
+SCHEMA_VERSION = 1
+TEXT_FIELDS = ("subject", "text")
+LABEL_FIELDS = ("channel", "queue", "agent", "direction", "kind")
+ID_FIELDS = ("id", "conversation_id", "contact_id")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def build_schema() -> tantivy.Schema:
+    """The interaction schema (see module docstring)."""
+    sb = tantivy.SchemaBuilder()
+    for name in ID_FIELDS:
+        sb.add_text_field(name, stored=True, tokenizer_name="raw", index_option="basic")
+    for name in LABEL_FIELDS:
+        sb.add_text_field(name, stored=True, fast=True, tokenizer_name="raw",
+                          index_option="basic")
+    for name in TEXT_FIELDS:
+        sb.add_text_field(name, stored=True, tokenizer_name="en_stem", index_option="position")
+    sb.add_integer_field("sort_key", indexed=True, fast=True)
+    sb.add_integer_field("at_us", stored=True)
+    sb.add_boolean_field("has_recording", stored=True, indexed=True, fast=True)
+    sb.add_float_field("qa_score", stored=True, indexed=True, fast=True)
+    return sb.build()
+
+
+def to_tantivy(doc: SearchDoc, schema: tantivy.Schema) -> tantivy.Document:
+    """A tantivy document for ``doc``; absent optional values are left out."""
+    delta = doc.at - _EPOCH
+    values: dict[str, Any] = {
+        "id": doc.id,
+        "conversation_id": doc.conversation_id,
+        "contact_id": doc.contact_id,
+        "channel": doc.channel,
+        "direction": doc.direction,
+        "kind": doc.kind,
+        "subject": doc.subject,
+        "text": doc.text,
+        "sort_key": sort_key(doc.id, utc_ms(doc.at)),
+        "at_us": (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,
+        "has_recording": doc.has_recording,
+    }
+    if doc.queue is not None:
+        values["queue"] = doc.queue
+    if doc.agent is not None:
+        values["agent"] = doc.agent
+    if doc.qa_score is not None:
+        values["qa_score"] = float(doc.qa_score)
+    return tantivy.Document.from_dict(values, schema)
+
+
+def _first(stored: dict[str, list[Any]], name: str) -> Any:
+    values = stored.get(name)
+    return values[0] if values else None
+
+
+def from_tantivy(document: tantivy.Document) -> SearchDoc:
+    """The :class:`SearchDoc` stored in a tantivy document."""
+    stored: dict[str, list[Any]] = document.to_dict()
+    qa = _first(stored, "qa_score")
+    return SearchDoc(
+        id=_first(stored, "id"),
+        conversation_id=_first(stored, "conversation_id"),
+        contact_id=_first(stored, "contact_id"),
+        channel=_first(stored, "channel"),
+        direction=_first(stored, "direction"),
+        kind=_first(stored, "kind"),
+        at=_EPOCH + timedelta(microseconds=int(_first(stored, "at_us"))),
+        text=_first(stored, "text") or "",
+        subject=_first(stored, "subject") or "",
+        queue=_first(stored, "queue"),
+        agent=_first(stored, "agent"),
+        has_recording=bool(_first(stored, "has_recording")),
+        qa_score=None if qa is None else float(qa),
+    )
