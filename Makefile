@@ -32,6 +32,7 @@ servers:
 	bash tests/servers/postgres.sh
 	bash tests/servers/kannel.sh
 	bash tests/servers/browser.sh
+	bash tests/servers/asterisk.sh
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check hub channels routing recorder tests bench

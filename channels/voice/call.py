@@ -1,0 +1,401 @@
+"""The per-call state machine: pure, so every path of a call can be tested without Asterisk.
+
+``step(call, input, now) -> (call', outputs)``. Inputs are parsed ARI events plus the hub's
+decisions (offer an agent, hold, hang up) and clock ticks; outputs are ARI actions as data (the
+channel executes them in order) and notices for the hub (queued, agent answered or failed, ended,
+recording ready). Time is an input, never read here.
+
+States::
+
+    IVR ──digit/timeout──► QUEUED ──Offer──► OFFERING ──agent answers──► CONNECTED ⇄ HELD
+      │                      ▲                  │     (then whisper)         │
+      │                      └─ no answer/busy ─┘                            │
+      └──────────── caller hangs up (abandoned) ───────► ENDED ◄── hang-up ──┘
+
+The caller hears music on hold from QUEUED until the agent answered (and heard the optional
+whisper naming the queue), including while agents are offered and fail: MOH is only stopped once
+the bridge is about to be built, so the caller never hears a gap between agents. The ring timeout
+is our own timer (a ``Tick`` after ``ring_timeout``), not Asterisk's, because a timed-out dial
+reaches ARI only as an anonymous hang-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from channels.voice import events as ev
+from channels.voice.commands import (
+    Action,
+    ActionFailed,
+    AddToBridge,
+    AgentAnswered,
+    AgentFailed,
+    Answer,
+    Bridge,
+    CreateAgentLeg,
+    DestroyBridge,
+    DialAgent,
+    Ended,
+    Hangup,
+    HangupRequest,
+    HoldRequest,
+    Input,
+    Notice,
+    Offer,
+    Output,
+    Play,
+    Queued,
+    RecordBridge,
+    RecordingReady,
+    RemoveFromBridge,
+    Resync,
+    StartMoh,
+    StopMoh,
+    StopPlayback,
+    Tick,
+    UnholdRequest,
+)
+from channels.voice.ivr import IvrConfig, Menu
+
+__all__ = [
+    "Action",
+    "ActionFailed",
+    "AddToBridge",
+    "AgentAnswered",
+    "AgentFailed",
+    "Answer",
+    "Bridge",
+    "Call",
+    "CallState",
+    "CreateAgentLeg",
+    "DestroyBridge",
+    "DialAgent",
+    "Ended",
+    "Hangup",
+    "HangupRequest",
+    "HoldRequest",
+    "Input",
+    "Notice",
+    "Offer",
+    "Output",
+    "Play",
+    "Queued",
+    "RecordBridge",
+    "RecordingReady",
+    "RemoveFromBridge",
+    "Resync",
+    "StartMoh",
+    "Step",
+    "StopMoh",
+    "StopPlayback",
+    "Tick",
+    "UnholdRequest",
+    "adopt_call",
+    "hangup_reason",
+    "new_call",
+    "safe_name",
+    "step",
+]
+
+class CallState(StrEnum):
+    IVR = "ivr"
+    QUEUED = "queued"
+    OFFERING = "offering"
+    CONNECTED = "connected"
+    HELD = "held"
+    ENDED = "ended"
+
+
+WAITING = (CallState.IVR, CallState.QUEUED, CallState.OFFERING)
+FAILED_DIAL = {"NOANSWER", "BUSY", "CONGESTION", "CHANUNAVAIL", "CANCEL"}
+# Q.850 hang-up causes of an agent leg that never answered -> why the offer failed
+HANGUP_CAUSES = {17: "busy", 18: "noanswer", 19: "noanswer", 21: "rejected", 1: "chanunavail",
+                 3: "chanunavail", 20: "chanunavail", 27: "chanunavail", 34: "congestion",
+                 38: "congestion", 41: "congestion", 42: "congestion", 44: "congestion"}
+
+
+def hangup_reason(inp: Input) -> str:
+    """Why an unanswered agent leg went away, from the cause Asterisk reports (if any)."""
+    cause = inp.cause if isinstance(inp, ev.ChannelHangupRequest | ev.ChannelDestroyed) else None
+    return HANGUP_CAUSES.get(cause or 0, "hangup")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Everything known about one inbound call; ``id`` is the caller channel's unique id."""
+
+    id: str
+    state: CallState
+    arrived_at: float
+    config: IvrConfig
+    menu: Menu | None = None
+    tries: int = 0
+    prompt_seq: int = 0
+    playback_id: str | None = None
+    deadline: float | None = None  # when to feed a Tick (IVR digit timeout, agent ring timeout)
+    ivr_path: tuple[str, ...] = ()
+    digits: str = ""
+    queue: str | None = None
+    agent_channel: str | None = None
+    agent_endpoint: str | None = None
+    ring_timeout: int = 15
+    whisper_id: str | None = None  # playback id of the whisper the agent is hearing
+    answered_at: float | None = None
+    bridge_id: str | None = None
+    recording: str | None = None
+    recording_done: bool = False
+    end_reason: str | None = None
+    failed_agents: tuple[str, ...] = field(default=())
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will happen: ended and any recording has been reported."""
+        return self.state is CallState.ENDED and (self.recording is None or self.recording_done)
+
+
+Step = tuple[Call, list[Output]]
+
+
+def safe_name(call_id: str) -> str:
+    """A recording / bridge name derived from a channel id (ARI ids contain dots)."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in call_id)
+
+
+def new_call(call_id: str, config: IvrConfig, now: float) -> Step:
+    """A caller entered the app: answer, then the IVR (or straight to the queue)."""
+    call = Call(id=call_id, state=CallState.IVR, arrived_at=now, config=config, menu=config.menu)
+    out: list[Output] = [Answer(call_id)]
+    if config.menu is None:
+        call, more = _enqueue(call, config.default_queue)
+    else:
+        call, more = _prompt(call, config.menu.prompts)
+    return call, out + more
+
+
+def adopt_call(call_id: str, config: IvrConfig, now: float, *, bridge_id: str | None = None,
+               agent_channel: str | None = None, queue: str | None = None) -> Step:
+    """A caller found in the app after a restart: keep its bridge, or put it back in the queue."""
+    call = Call(id=call_id, state=CallState.QUEUED, arrived_at=now, config=config,
+                queue=queue or config.default_queue)
+    if bridge_id is not None and agent_channel is not None:
+        # the live recording's name is derived from the call id, so it is still reported
+        return replace(call, state=CallState.CONNECTED, bridge_id=bridge_id,
+                       agent_channel=agent_channel, answered_at=now,
+                       recording=f"call-{safe_name(call_id)}"), []
+    return call, [StartMoh(call_id, config.moh_class), Queued(call.queue or "")]
+
+
+def _prompt(call: Call, media: tuple[str, ...]) -> Step:
+    seq = call.prompt_seq + 1
+    pid = f"{safe_name(call.id)}-p{seq}"
+    return replace(call, prompt_seq=seq, playback_id=pid, deadline=None), [
+        Play(call.id, media, pid)
+    ]
+
+
+def _enqueue(call: Call, queue: str) -> Step:
+    out: list[Output] = []
+    if call.playback_id is not None:
+        out.append(StopPlayback(call.playback_id))
+    call = replace(call, state=CallState.QUEUED, queue=queue, playback_id=None, deadline=None,
+                   menu=None)
+    return call, [*out, StartMoh(call.id, call.config.moh_class), Queued(queue)]
+
+
+def _end(call: Call, reason: str, now: float, *, hangup_caller: bool) -> Step:
+    out: list[Output] = []
+    if hangup_caller:
+        out.append(Hangup(call.id))
+    if call.agent_channel is not None:
+        out.append(Hangup(call.agent_channel))
+    if call.bridge_id is not None:
+        out.append(DestroyBridge(call.bridge_id))
+    abandoned = call.state in WAITING
+    if call.state is CallState.OFFERING and call.agent_channel is not None:
+        out.append(AgentFailed(call.agent_channel, "caller_gone"))
+    waited_until = call.answered_at if call.answered_at is not None else now
+    call = replace(call, state=CallState.ENDED, end_reason=reason, deadline=None,
+                   playback_id=None)
+    return call, [*out, Ended(reason, abandoned, max(0.0, waited_until - call.arrived_at))]
+
+
+def _agent_failed(call: Call, reason: str) -> Step:
+    agent = call.agent_channel or ""
+    call = replace(call, state=CallState.QUEUED, agent_channel=None, agent_endpoint=None,
+                   failed_agents=(*call.failed_agents, agent), deadline=None)
+    return call, [Hangup(agent, "normal"), AgentFailed(agent, reason)]
+
+
+def _agent_answered(call: Call, now: float) -> Step:
+    agent = call.agent_channel
+    assert agent is not None
+    bridge_id = f"bridge-{safe_name(call.id)}"
+    rec = f"call-{safe_name(call.id)}"
+    call = replace(call, state=CallState.CONNECTED, answered_at=now, bridge_id=bridge_id,
+                   recording=rec, deadline=None)
+    return call, [
+        StopMoh(call.id),
+        Bridge(bridge_id, (call.id, agent)),
+        RecordBridge(bridge_id, rec),
+        AgentAnswered(agent),
+    ]
+
+
+def _whisper_or_bridge(call: Call, now: float) -> Step:
+    """The agent answered: whisper the queue to them first if configured (caller keeps MOH)."""
+    media = call.config.whisper.get(call.queue or "")
+    agent = call.agent_channel
+    if not media or agent is None:
+        return _agent_answered(call, now)
+    seq = call.prompt_seq + 1
+    pid = f"{safe_name(call.id)}-w{seq}"
+    call = replace(call, prompt_seq=seq, whisper_id=pid, deadline=None)
+    return call, [Play(agent, media, pid)]
+
+
+def _on_digit(call: Call, digit: str) -> Step:
+    menu = call.menu
+    assert menu is not None
+    option = menu.options.get(digit)
+    out: list[Output] = [StopPlayback(call.playback_id)] if call.playback_id else []
+    call = replace(call, playback_id=None)
+    if option is None:
+        return _retry(call, out)
+    call = replace(call, digits=call.digits + digit, ivr_path=(*call.ivr_path, option.label))
+    if option.queue is not None:
+        call, more = _enqueue(call, option.queue)
+        return call, out + more
+    assert option.submenu is not None
+    call = replace(call, menu=option.submenu, tries=0)
+    call, more = _prompt(call, option.submenu.prompts)
+    return call, out + more
+
+
+def _retry(call: Call, out: list[Output]) -> Step:
+    menu = call.menu
+    assert menu is not None
+    tries = call.tries + 1
+    if tries >= menu.max_tries:
+        call, more = _enqueue(replace(call, tries=tries), menu.fallback_queue)
+        return call, out + more
+    call, more = _prompt(replace(call, tries=tries), (*menu.invalid_prompts, *menu.prompts))
+    return call, out + more
+
+
+def _caller_gone(inp: Input, call: Call) -> bool:
+    return (isinstance(inp, ev.StasisEnd | ev.ChannelDestroyed | ev.ChannelHangupRequest)
+            and inp.channel.id == call.id)
+
+
+def _agent_gone(inp: Input, call: Call) -> bool:
+    return (call.agent_channel is not None
+            and isinstance(inp, ev.StasisEnd | ev.ChannelDestroyed | ev.ChannelHangupRequest)
+            and inp.channel.id == call.agent_channel)
+
+
+def step(call: Call, inp: Input, now: float) -> Step:
+    """Apply one input; unknown or late inputs leave the call unchanged."""
+    if isinstance(inp, ev.RecordingFinished | ev.RecordingFailed):
+        if inp.recording.name == call.recording and not call.recording_done:
+            done = replace(call, recording_done=True)
+            ok = isinstance(inp, ev.RecordingFinished)
+            return done, [RecordingReady(inp.recording.name)] if ok else []
+        return call, []
+    if isinstance(inp, Offer) and call.state is not CallState.QUEUED:
+        return call, [AgentFailed(inp.agent_channel, f"call_{call.state}")]
+    if call.state is CallState.ENDED:
+        return call, []
+    if _caller_gone(inp, call):
+        return _end(call, "caller_hangup", now, hangup_caller=False)
+    if isinstance(inp, HangupRequest):
+        return _end(call, inp.reason, now, hangup_caller=True)
+    if isinstance(inp, Resync):
+        return _resync(call, inp, now)
+    state = call.state
+
+    if state is CallState.IVR:
+        if isinstance(inp, ev.ChannelDtmfReceived) and inp.channel.id == call.id:
+            return _on_digit(call, inp.digit)
+        if (isinstance(inp, ev.PlaybackFinished) and inp.playback.id == call.playback_id
+                and call.menu is not None):
+            return replace(call, playback_id=None, deadline=now + call.menu.timeout_s), []
+        if isinstance(inp, Tick) and call.deadline is not None and now >= call.deadline:
+            return _retry(replace(call, deadline=None), [])
+        return call, []
+
+    if state is CallState.QUEUED:
+        if isinstance(inp, Offer):
+            call = replace(call, state=CallState.OFFERING, agent_channel=inp.agent_channel,
+                           agent_endpoint=inp.agent_endpoint, ring_timeout=inp.ring_timeout,
+                           deadline=now + inp.ring_timeout)
+            return call, [CreateAgentLeg(inp.agent_endpoint, inp.agent_channel, call.id)]
+        return call, []
+
+    if state is CallState.OFFERING:
+        if isinstance(inp, ev.StasisStart) and inp.channel.id == call.agent_channel:
+            # Asterisk's own dial timeout only as a safety net: the ring timer is ours (Tick)
+            return call, [DialAgent(inp.channel.id, call.id, call.ring_timeout + 5)]
+        if isinstance(inp, Tick) and call.deadline is not None and now >= call.deadline:
+            return _agent_failed(call, "noanswer")
+        if isinstance(inp, ev.Dial) and inp.peer.id == call.agent_channel:
+            if inp.dialstatus == "ANSWER":
+                return _whisper_or_bridge(call, now)
+            if inp.dialstatus in FAILED_DIAL:
+                return _agent_failed(call, inp.dialstatus.lower())
+            return call, []
+        if _agent_gone(inp, call):
+            return _agent_failed(call, hangup_reason(inp))
+        wid = call.whisper_id
+        whisper_done = ((isinstance(inp, ev.PlaybackFinished) and inp.playback.id == wid)
+                        or (isinstance(inp, ActionFailed) and isinstance(inp.action, Play)
+                            and inp.action.playback_id == wid))
+        if call.whisper_id is not None and whisper_done:
+            return _agent_answered(replace(call, whisper_id=None), now)
+        if isinstance(inp, ActionFailed) and isinstance(inp.action, CreateAgentLeg | DialAgent):
+            return _agent_failed(call, "originate_failed")
+        return call, []
+
+    if state in (CallState.CONNECTED, CallState.HELD):
+        if _agent_gone(inp, call):
+            return _end(replace(call, agent_channel=None), "agent_hangup", now,
+                        hangup_caller=True)
+        assert call.bridge_id is not None
+        if isinstance(inp, ActionFailed) and isinstance(inp.action, RecordBridge):
+            return replace(call, recording=None), []  # nothing will finish; do not wait for it
+        if isinstance(inp, HoldRequest) and state is CallState.CONNECTED:
+            return replace(call, state=CallState.HELD), [
+                RemoveFromBridge(call.bridge_id, call.id),
+                StartMoh(call.id, call.config.moh_class),
+            ]
+        if isinstance(inp, UnholdRequest) and state is CallState.HELD:
+            return replace(call, state=CallState.CONNECTED), [
+                StopMoh(call.id),
+                AddToBridge(call.bridge_id, call.id),
+            ]
+    return call, []
+
+
+def _resync(call: Call, inp: Resync, now: float) -> Step:
+    """Put the call back where it belongs after events were missed; never leave silence."""
+    live = inp.channels
+    if call.id not in live:
+        return _end(call, "lost", now, hangup_caller=False)
+    state = call.state
+    if state is CallState.IVR and call.menu is not None:
+        out: list[Output] = [StopPlayback(call.playback_id)] if call.playback_id else []
+        call, more = _prompt(call, call.menu.prompts)
+        return call, out + more
+    if state is CallState.QUEUED or state is CallState.HELD:
+        return call, [StartMoh(call.id, call.config.moh_class)]
+    if state is CallState.OFFERING:
+        agent = call.agent_channel or ""
+        if agent not in live:
+            call, out = _agent_failed(call, "lost")
+            return call, [StartMoh(call.id, call.config.moh_class), *out]
+        if live[agent] == "Up":
+            return _agent_answered(call, now)
+        return call, []
+    if state is CallState.CONNECTED and (call.agent_channel or "") not in live:
+        return _end(replace(call, agent_channel=None), "agent_lost", now, hangup_caller=True)
+    return call, []

@@ -1,0 +1,178 @@
+"""What goes in and out of the per-call state machine: all plain frozen data.
+
+Actions are ARI calls to make (executed in order by :mod:`channels.voice.actions`), notices are
+facts for the hub, inputs are what the hub and the clock feed in besides ARI events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from channels.voice import events as ev
+
+# --- actions (ARI calls to make) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    channel: str
+    media: tuple[str, ...]
+    playback_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlayback:
+    playback_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartMoh:
+    channel: str
+    moh_class: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopMoh:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAgentLeg:
+    """Create the agent's channel in our app (args ``agent,<call id>``); dialed on StasisStart."""
+
+    endpoint: str
+    channel: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialAgent:
+    """Ring the created agent channel; only valid once it is in the app (StasisStart seen)."""
+
+    channel: str
+    caller: str
+    ring_timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    bridge_id: str
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBridge:
+    bridge_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddToBridge:
+    bridge_id: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveFromBridge:
+    bridge_id: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    channel: str
+    reason: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class DestroyBridge:
+    bridge_id: str
+
+
+Action = (Answer | Play | StopPlayback | StartMoh | StopMoh | CreateAgentLeg | DialAgent | Bridge
+          | RecordBridge | AddToBridge | RemoveFromBridge | Hangup | DestroyBridge)
+
+# --- notices (for the hub) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswered:
+    agent_channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFailed:
+    agent_channel: str
+    reason: str  # noanswer, busy, congestion, chanunavail, hangup, originate_failed, lost
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    reason: str
+    abandoned: bool  # the caller left before reaching an agent
+    wait_s: float  # time from arrival to answer by an agent (or to the end, if abandoned)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingReady:
+    name: str
+
+
+Notice = Queued | AgentAnswered | AgentFailed | Ended | RecordingReady
+Output = Action | Notice
+
+# --- inputs from the hub and the clock ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    agent_endpoint: str
+    agent_channel: str
+    ring_timeout: int = 15
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UnholdRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HangupRequest:
+    reason: str = "hub"
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFailed:
+    action: Action
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """After an events reconnect: the channels ARI still has, by id, with their state."""
+
+    channels: dict[str, str]
+
+
+Input = (ev.Event | Offer | HoldRequest | UnholdRequest | HangupRequest | Tick | ActionFailed
+         | Resync)
