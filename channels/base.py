@@ -180,6 +180,18 @@ class Channel(Protocol):
         ...
 
 
+@runtime_checkable
+class SendPrecheck(Protocol):
+    """Optional for a channel: say *before* a reply is queued that ``send`` would refuse it.
+
+    The hub calls ``check_send`` when an agent sends, so a certain failure (an opted-out number,
+    an address the channel cannot reach) is shown at once instead of later in the outbox. Raise
+    :class:`PermanentChannelError` with a stable ``code``; ``send`` must still check for itself.
+    """
+
+    async def check_send(self, outbound: Outbound) -> None: ...
+
+
 class ChannelError(Exception):
     """A channel could not do what was asked. ``code`` is stable and machine-readable."""
 

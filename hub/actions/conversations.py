@@ -13,6 +13,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.base import (
+    Address,
+    AddressKind,
+    Channel,
+    ChannelKind,
+    Outbound,
+    PermanentChannelError,
+    SendPrecheck,
+)
 from hub.actions.log import append, interaction_dict
 from hub.auth.sessions import Principal
 from hub.db.base import utcnow
@@ -88,6 +97,36 @@ async def _recipient(session: AsyncSession, conv: Conversation) -> str:
     return f"{addr.kind}:{addr.value}"
 
 
+async def check_reply_sendable(
+    channel: Channel | None,
+    conv: Conversation,
+    to: str,
+    *,
+    text: str,
+    html: str | None,
+    subject: str | None,
+) -> None:
+    """Ask the channel (when it implements ``SendPrecheck``) whether it would refuse this reply,
+    so the agent gets the reason now (409 with the channel's code) and nothing is queued."""
+    if not isinstance(channel, SendPrecheck):
+        return
+    kind, _, value = to.partition(":")
+    outbound = Outbound(
+        channel=ChannelKind(conv.channel),
+        channel_id=channel.channel_id,
+        conversation_id=conv.id,
+        to=Address(AddressKind(kind), value),
+        text=text,
+        html=html,
+        subject=subject or conv.subject,
+        idempotency_key=f"precheck:{conv.id}",
+    )
+    try:
+        await channel.check_send(outbound)
+    except PermanentChannelError as exc:
+        raise Conflict(str(exc), code=exc.code, data={"channel": conv.channel}) from None
+
+
 async def do_reply(
     session: AsyncSession,
     who: Principal,
@@ -97,6 +136,7 @@ async def do_reply(
     html: str | None,
     subject: str | None,
     client_id: str | None,
+    channel: Channel | None = None,
 ) -> tuple[Interaction, list[Event]]:
     if conv.status == ConversationStatus.RESOLVED.value:
         raise Conflict("conversation is resolved: reopen it before replying", code="resolved")
@@ -108,6 +148,7 @@ async def do_reply(
         if prior is not None:
             return prior, []
     to = await _recipient(session, conv)
+    await check_reply_sendable(channel, conv, to, text=text, html=html, subject=subject)
     row = await append(
         session,
         conv.id,

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from channels.base import Channel
 from hub.actions import conversations as actions
 from hub.actions.access import load_actionable, load_visible
 from hub.actions.log import interaction_dict
@@ -20,6 +21,7 @@ from hub.api.schemas import (
     ReplyIn,
     TransferIn,
 )
+from hub.channel_host import ChannelHost
 from hub.db.models import Conversation, Interaction, OutboundDelivery
 from hub.domain import Role
 from hub.events import Event
@@ -124,6 +126,14 @@ async def list_interactions(ctx: Context) -> InteractionPage:
     return InteractionPage(items=items)
 
 
+def _channel_for(ctx: Context, conv: Conversation) -> Channel | None:
+    """The running channel a reply on ``conv`` will go through (for its send precheck)."""
+    host = ctx.services.extras.get("channel_host")
+    if not isinstance(host, ChannelHost):
+        return None
+    return host.channels.get(conv.channel_instance_id or "") or host.channels.get(conv.channel)
+
+
 async def _publish(ctx: Context, events: list[Event]) -> None:
     await ctx.services.bus.publish(events)
 
@@ -149,6 +159,7 @@ async def reply(ctx: Context) -> dict[str, Any]:
             html=body.html,
             subject=body.subject,
             client_id=body.client_id,
+            channel=_channel_for(ctx, conv),
         )
         out = interaction_dict(row)
     await _publish(ctx, events)
