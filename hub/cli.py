@@ -31,6 +31,9 @@ def _setup_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO: gateway URLs carry credentials, numbers and text
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 async def _migrate(settings: Settings) -> None:
@@ -125,6 +128,8 @@ def _serve(settings: Settings, banner: Callable[[], None] | None = None) -> None
     from hub.app import create_app
 
     app = create_app(settings)
+    # no access log: request lines carry webhook query strings (phone numbers, message text);
+    # per-route counts and latencies are in /metrics instead
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -132,6 +137,7 @@ def _serve(settings: Settings, banner: Callable[[], None] | None = None) -> None
         lifespan="on",
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     if banner is not None:

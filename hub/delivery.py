@@ -149,7 +149,13 @@ class DeliveryWorker:
         async with self.services.sessions() as session, session.begin():
             await session.execute(
                 update(OutboundDelivery)
-                .where(OutboundDelivery.id == delivery_id)
+                .where(
+                    OutboundDelivery.id == delivery_id,
+                    # a receipt may already have made it final: never downgrade it
+                    OutboundDelivery.status.not_in(
+                        [DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]
+                    ),
+                )
                 .values(
                     status=status.value,
                     last_error=error,
