@@ -222,7 +222,7 @@ async def test_restart_restores_live_offer_without_resending(db: Db) -> None:
     await sock.client.disconnect()
     async with running_hub(db, seed=False) as hub2:
         dispatcher = hub2.services.extras["dispatcher"]
-        for _ in range(100):
+        for _ in range(300):
             if dispatcher.router.work(r.conversation_id) is not None:
                 break
             await asyncio.sleep(0.05)
@@ -254,7 +254,7 @@ async def test_restart_requeues_offer_that_expired_while_down(db: Db) -> None:
     await asyncio.sleep(1.2)  # the offer's TTL passes while no hub runs
     async with running_hub(db, seed=False) as hub2:
         dispatcher = hub2.services.extras["dispatcher"]
-        for _ in range(100):
+        for _ in range(300):
             view = dispatcher.router.work(r.conversation_id)
             if view is not None and view.offer_id not in (None, first["offer_id"]):
                 break
