@@ -213,8 +213,9 @@ async def _status(
     conv: Conversation,
     status: ConversationStatus,
     **payload: Any,
-) -> None:
-    await append(
+) -> Event:
+    """Log a status change; returns the event that shows it live in open timelines."""
+    row = await append(
         session,
         conv.id,
         kind=InteractionKind.STATUS,
@@ -224,6 +225,7 @@ async def _status(
         actor_id=who.agent_id or who.user_id,
         payload={"status": status.value, **payload},
     )
+    return Event("interaction.created", interaction_dict(row), rooms=_rooms(conv))
 
 
 async def do_resolve(session: AsyncSession, who: Principal, conv: Conversation) -> list[Event]:
@@ -233,8 +235,11 @@ async def do_resolve(session: AsyncSession, who: Principal, conv: Conversation) 
     conv.status = ConversationStatus.RESOLVED.value
     conv.resolved_at = utcnow()
     await _end_assignment(session, conv, "resolved")
-    await _status(session, who, conv, ConversationStatus.RESOLVED)
-    return [conversation_event("conversation.resolved", conv, previous_assignee=previous_assignee)]
+    logged = await _status(session, who, conv, ConversationStatus.RESOLVED)
+    return [
+        logged,
+        conversation_event("conversation.resolved", conv, previous_assignee=previous_assignee),
+    ]
 
 
 async def do_reopen(session: AsyncSession, who: Principal, conv: Conversation) -> list[Event]:
@@ -244,8 +249,8 @@ async def do_reopen(session: AsyncSession, who: Principal, conv: Conversation) -
     conv.assignee_id = None
     conv.resolved_at = None
     conv.queued_at = utcnow()
-    await _status(session, who, conv, ConversationStatus.QUEUED, reason="reopened")
-    return [conversation_event("conversation.queued", conv)]
+    logged = await _status(session, who, conv, ConversationStatus.QUEUED, reason="reopened")
+    return [logged, conversation_event("conversation.queued", conv)]
 
 
 async def do_transfer(
@@ -277,7 +282,7 @@ async def do_transfer(
         conv.assignee_id = None
         conv.status = ConversationStatus.QUEUED.value
         conv.queued_at = utcnow()
-    await append(
+    row = await append(
         session,
         conv.id,
         kind=InteractionKind.TRANSFER,
@@ -294,6 +299,7 @@ async def do_transfer(
     )
     name = "conversation.assigned" if agent_id else "conversation.queued"
     return [
+        Event("interaction.created", interaction_dict(row), rooms=_rooms(conv)),
         conversation_event("conversation.transferred", conv, previous=previous),
         conversation_event(name, conv),
     ]
