@@ -16,6 +16,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
     Address,
@@ -28,17 +29,48 @@ from channels.base import (
 )
 from hub.db.base import utcnow
 from hub.db.models import ChannelInstance, ConversationRef, Interaction, OutboundDelivery
-from hub.domain import DeliveryStatus
+from hub.domain import DeliveryStatus, Direction, InteractionKind
 from hub.events import Event
 from hub.services import Services
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+MAX_REFERENCES = 30
 
 
 def backoff_s(attempt: int) -> float:
     return float(min(600, 5 * 2 ** max(0, attempt - 1)))
+
+
+async def _thread_of(session: AsyncSession, ix: Interaction) -> tuple[str | None, tuple[str, ...]]:
+    """What a reply answers: the customer's latest message id, and every id the conversation
+    is known by on this channel (oldest first, capped) so mail clients thread it."""
+    latest = (
+        await session.execute(
+            select(Interaction.external_id)
+            .where(
+                Interaction.conversation_id == ix.conversation_id,
+                Interaction.direction == Direction.INBOUND.value,
+                Interaction.kind == InteractionKind.MESSAGE.value,
+                Interaction.external_id.is_not(None),
+            )
+            .order_by(Interaction.seq.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    refs = (
+        await session.execute(
+            select(ConversationRef.ref)
+            .where(
+                ConversationRef.conversation_id == ix.conversation_id,
+                ConversationRef.channel == ix.channel,
+            )
+            .order_by(ConversationRef.id)
+            .limit(MAX_REFERENCES)
+        )
+    ).scalars()
+    return latest, tuple(refs)
 
 
 class DeliveryWorker:
@@ -110,11 +142,12 @@ class DeliveryWorker:
             assert ix is not None
         channel = self.channels.get(row.channel_instance_id or "") or self.channels.get(row.channel)
         channel_id = channel.channel_id if channel is not None else ""
-        if row.channel_instance_id:
-            async with self.services.sessions() as session:
+        async with self.services.sessions() as session:
+            if row.channel_instance_id:
                 instance = await session.get(ChannelInstance, row.channel_instance_id)
                 if instance is not None:
                     channel_id = instance.address  # mailbox, number or site key
+            in_reply_to, references = await _thread_of(session, ix)
         status, error, external_id = DeliveryStatus.SENT, None, None
         if channel is None:
             status, error = DeliveryStatus.PENDING, f"no running {row.channel} channel"
@@ -130,6 +163,8 @@ class DeliveryWorker:
                 subject=ix.subject,
                 idempotency_key=ix.id,
                 author_name=ix.payload.get("author_name"),
+                in_reply_to=in_reply_to,
+                references=references,
                 metadata={"message_id": ix.id},
             )
             try:
