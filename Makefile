@@ -31,6 +31,8 @@ demo: $(VENV)/.runtime
 servers:
 	bash tests/servers/postgres.sh
 	bash tests/servers/kannel.sh
+	bash tests/servers/dovecot.sh
+	bash tests/servers/fax.sh
 	bash tests/servers/browser.sh
 	bash tests/servers/asterisk.sh
 
