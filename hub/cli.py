@@ -1,4 +1,4 @@
-"""The ``contacthub`` command: serve, demo, migrate, create-user, apply.
+"""The ``contacthub`` command: serve, demo, migrate, create-user, apply, reindex, purge-contact.
 
 Every subcommand reads its settings from ``HUB_*`` variables (see README) and reports problems as
 one clear line on stderr with a non-zero exit status, never a traceback for a user mistake.
@@ -120,6 +120,86 @@ def cmd_apply(settings: Settings, args: argparse.Namespace) -> None:
         print(line)
     print(report.summary())
     print(f"{report.changed} change(s)")
+
+
+def _progress_bar(done: int, total: int) -> None:
+    """A one-line progress bar on stderr (redrawn in place)."""
+    width = 30
+    filled = width * done // total if total else width
+    pct = 100 * done // total if total else 100
+    bar = "#" * filled + "." * (width - filled)
+    sys.stderr.write(f"\r[{bar}] {pct:3d}% {done}/{total} interactions")
+    sys.stderr.flush()
+
+
+def cmd_reindex(settings: Settings, args: argparse.Namespace) -> None:
+    from hub.search.backend import index_dir, open_index
+    from hub.search.maintenance import reindex
+    from recorder.search import IndexUnavailableError, SchemaMismatchError
+
+    async def go(sessions: Any) -> int:
+        try:
+            index = await open_index(settings)
+        except SchemaMismatchError:
+            import shutil
+
+            path = index_dir(settings)
+            print(f"{path} holds an index of another schema version: rebuilding it",
+                  file=sys.stderr)  # fmt: skip
+            shutil.rmtree(path)
+            index = await open_index(settings)
+        except IndexUnavailableError as exc:
+            raise CliError(
+                f"cannot open the search index ({exc.message}); stop the running hub first"
+            ) from None
+        try:
+            return await reindex(sessions, index, progress=_progress_bar)
+        finally:
+            await index.close()
+
+    asyncio.run(_migrate(settings))
+    started = time.monotonic()
+    count = asyncio.run(_with_sessions(settings, go))
+    sys.stderr.write("\n")
+    print(f"reindexed {count} documents in {time.monotonic() - started:.1f} s")
+
+
+def cmd_purge_contact(settings: Settings, args: argparse.Namespace) -> None:
+    from hub.search.backend import open_index
+    from hub.search.indexer import Indexer
+    from hub.search.maintenance import purge_contact
+    from recorder.media import MediaStore
+    from recorder.search import IndexUnavailableError, SearchError
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("refusing to erase without confirmation: pass --yes")
+        answer = input(f"erase contact {args.contact_id} and everything recorded? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            raise CliError("nothing was changed")
+
+    async def go(sessions: Any) -> list[str]:
+        report = await purge_contact(
+            sessions, MediaStore(settings.data_dir / "media"), args.contact_id
+        )
+        if report is None:
+            raise CliError(f"no contact {args.contact_id}")
+        lines = report.lines()
+        try:  # apply the index deletion now if no running hub owns the index
+            index = await open_index(settings)
+        except (IndexUnavailableError, SearchError):
+            lines.append("index: the running hub applies the queued updates")
+            return lines
+        try:
+            drained = await Indexer(sessions, index).drain_all()
+            lines.append(f"index: documents removed ({drained} outbox rows applied)")
+        finally:
+            await index.close()
+        return lines
+
+    asyncio.run(_migrate(settings))
+    for line in asyncio.run(_with_sessions(settings, go)):
+        print(line)
 
 
 def _serve(settings: Settings, banner: Callable[[], None] | None = None) -> None:
@@ -258,6 +338,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="also delete what the file no longer lists (agents are deactivated)",
     )
     p.set_defaults(fn=cmd_apply)
+    p = sub.add_parser(
+        "reindex",
+        help="rebuild the search index from the database",
+        description="Clear the search index and rebuild it from the interactions table "
+        "(progress on stderr). With the embedded index, stop the hub first.",
+    )
+    p.set_defaults(fn=cmd_reindex)
+    p = sub.add_parser(
+        "purge-contact",
+        help="erase a contact everywhere (data-protection request)",
+        description="Delete the contact, its addresses, conversations, interactions, "
+        "attachments, media files no longer referenced and its search documents.",
+    )
+    p.add_argument("contact_id")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(fn=cmd_purge_contact)
     return parser
 
 

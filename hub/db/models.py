@@ -11,6 +11,7 @@ from hub.db.directory import (
     Skill,
     User,
 )
+from hub.db.search_models import MediaAccess, SearchOutbox
 from hub.db.work import (
     Assignment,
     AttachmentRecord,
@@ -37,10 +38,12 @@ __all__ = [
     "Conversation",
     "ConversationRef",
     "Interaction",
+    "MediaAccess",
     "Offer",
     "OutboundDelivery",
     "Queue",
     "RoutingRule",
+    "SearchOutbox",
     "Session",
     "Skill",
     "User",

@@ -1,0 +1,152 @@
+"""The outbox drainer: keeps the search index in step with the interaction log.
+
+Theory of operation. A trigger on ``interactions`` (migration 0003) adds a ``search_outbox``
+row in the same transaction as every insert; purge and retention add ``delete`` and
+``purge_contact`` rows themselves. This loop takes the oldest batch of rows (on PostgreSQL
+``FOR UPDATE SKIP LOCKED``, so several Meilisearch-backed hubs can drain side by side),
+coalesces them per subject, reads the *current* rows (an interaction that no longer exists is
+deleted from the index; an assignment or transfer re-labels its conversation's docs), writes
+the index and **commits it**, and only then deletes the outbox rows. A crash anywhere before
+that point replays the batch on the next start; replays are harmless because upserts are keyed
+by interaction id and deleting an absent id is a no-op.
+
+Latency: the loop wakes on the bus event ``interaction.created`` (after commit) with a short
+debounce that lets a burst share one index commit, and polls every ``poll_s`` as a fallback for
+inserts this process never hears of (other processes, the dispatcher's log entries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.db.engine import SessionFactory
+from hub.db.search_models import OP_DELETE, OP_PURGE_CONTACT, SearchOutbox
+from hub.events import Event
+from hub.search.docs import RELABEL_KINDS, conversation_rows, load_rows, rows_to_docs
+from recorder.search import IndexUnavailableError, SearchIndex
+
+log = logging.getLogger(__name__)
+
+WAKE_EVENTS = frozenset({"interaction.created"})
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one batch did (for logs, the CLI and tests)."""
+
+    rows: int
+    upserted: int
+    deleted: int
+    purged_contacts: int
+
+
+class Indexer:
+    """Drains ``search_outbox`` into a :class:`SearchIndex`; one per process that owns it."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        index: SearchIndex,
+        *,
+        batch: int = 500,
+        poll_s: float = 0.5,
+        debounce_s: float = 0.02,
+    ) -> None:
+        self._sessions = sessions
+        self._index = index
+        self._batch = batch
+        self._poll_s = poll_s
+        self._debounce_s = debounce_s
+        self._wake = asyncio.Event()
+        self.drained_rows = 0
+
+    async def on_event(self, event: Event) -> None:
+        """Bus listener: a new interaction was committed, drain soon."""
+        if event.name in WAKE_EVENTS:
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Drain forever; an unavailable index is logged and retried with backoff."""
+        backoff = self._poll_s
+        while True:
+            try:
+                while (await self.drain_once()).rows >= self._batch:
+                    pass  # a full batch: more are waiting, keep going without sleeping
+                backoff = self._poll_s
+            except IndexUnavailableError as exc:
+                backoff = min(backoff * 2, 30.0)
+                log.error(
+                    "search index unavailable (%s); outbox kept, retry in %.1f s",
+                    exc.message,
+                    backoff,
+                )
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                await asyncio.sleep(self._debounce_s)  # let a burst share one commit
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def drain_all(self) -> int:
+        """Drain until the outbox is empty (CLI, tests); returns the rows processed."""
+        total = 0
+        while True:
+            result = await self.drain_once()
+            total += result.rows
+            if result.rows == 0:
+                return total
+
+    async def drain_once(self) -> DrainResult:
+        """Process one batch: index, commit the index, then delete the outbox rows."""
+        async with self._sessions() as session:
+            postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+            stmt = select(SearchOutbox).order_by(SearchOutbox.id).limit(self._batch)
+            if postgres:
+                stmt = stmt.with_for_update(skip_locked=True)
+            batch = list((await session.execute(stmt)).scalars())
+            if not batch:
+                await session.rollback()
+                return DrainResult(0, 0, 0, 0)
+            result = await self._apply(session, batch)
+            ids = [row.id for row in batch]
+            if not postgres:
+                # SQLite: end the read transaction before writing; upgrading a read snapshot
+                # to a write fails at once if another connection committed meanwhile.
+                await session.rollback()
+            await session.execute(delete(SearchOutbox).where(SearchOutbox.id.in_(ids)))
+            await session.commit()
+        self.drained_rows += len(batch)
+        log.debug("search outbox: %s", result)
+        return result
+
+    async def _apply(self, session: AsyncSession, batch: Sequence[SearchOutbox]) -> DrainResult:
+        last_op: dict[str, str] = {}
+        purges: list[str] = []
+        for row in batch:
+            if row.op == OP_PURGE_CONTACT:
+                purges.append(row.interaction_id)
+            else:
+                last_op[row.interaction_id] = row.op
+        rows = await load_rows(session, [k for k, op in last_op.items() if op != OP_DELETE])
+        found = {ix.id for ix, _ in rows}
+        relabel = {conv.id for ix, conv in rows if ix.kind in RELABEL_KINDS}
+        rows += [r for r in await conversation_rows(session, relabel) if r[0].id not in found]
+        docs = await rows_to_docs(session, rows)
+        gone = [k for k in last_op if k not in found]
+        for contact_id in dict.fromkeys(purges):
+            await self._index.delete_by_contact(contact_id)
+        if gone:
+            await self._index.delete(gone)
+        if docs:
+            await self._index.upsert(docs)
+        await self._index.commit()  # durable and searchable: only now may the rows go
+        return DrainResult(len(batch), len(docs), len(gone), len(set(purges)))
