@@ -325,6 +325,7 @@ async def _apply_agents(
             "capacity": spec.capacity.model_dump(),
             "call_blocks_all": spec.call_blocks_all,
             "tier": spec.tier,
+            "voice_endpoint": spec.voice_endpoint,
         }
         user = users.get(spec.email)
         if user is None:

@@ -30,6 +30,7 @@ from hub.rules import ALLOWED_CONDITIONS
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _SITE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{4,128}$")
+_ENDPOINT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,19}/[^\s,&()]{1,180}$")
 
 
 def _name(value: str) -> str:
@@ -63,7 +64,16 @@ def _phone(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _voice_endpoint(value: str) -> str:
+    if not _ENDPOINT_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not an Asterisk dial string such as PJSIP/agent1 or PJSIP/1001@trunk"
+        )
+    return value
+
+
 Name = Annotated[str, AfterValidator(_name)]
+VoiceEndpoint = Annotated[str, AfterValidator(_voice_endpoint)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Email = Annotated[str, AfterValidator(_email)]
 Level = Annotated[int, Field(ge=1, le=5)]
@@ -157,6 +167,7 @@ class AgentSpec(_Model):
     tier: Annotated[int, Field(ge=1, le=9)] = 1
     active: bool = True
     password_env: EnvName | None = None  # initial password only; never overwrites one
+    voice_endpoint: VoiceEndpoint | None = None  # the agent's phone, e.g. "PJSIP/agent1"
 
 
 class ChannelSpec(_Model):

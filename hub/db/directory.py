@@ -60,6 +60,8 @@ class Agent(Base):
     capacity: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"webchat": 3, "email": 5}
     call_blocks_all: Mapped[bool] = mapped_column(Boolean, default=True)
     tier: Mapped[int] = mapped_column(Integer, default=1)
+    # the agent's phone for voice offers, a dial string such as "PJSIP/agent1" (None: no phone)
+    voice_endpoint: Mapped[str | None] = mapped_column(String(200), default=None)
 
     user: Mapped[User] = relationship(back_populates="agent")
     skills: Mapped[list[AgentSkill]] = relationship(

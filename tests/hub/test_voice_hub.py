@@ -1,0 +1,460 @@
+"""Voice end to end through the real hub, a real Asterisk 22 and real SIP phones (sipp).
+
+The hub runs with a ``voice`` channel row (configured by ``apply``), its router and dispatcher;
+agents log in over socket.io and go ready. A sipp caller dials in and presses 1; the IVR's choice
+reaches ingest as CTI metadata, a routing rule sends it to the ``sales`` queue, the router offers
+it, the hub rings the offered agent's ``voice_endpoint`` (another sipp), and the answer accepts
+the offer. Nothing in between is faked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from channels.base import Address, AddressKind, ChannelKind, Inbound, InboundKind
+from channels.voice import VoiceChannel
+from hub.actions.log import interaction_dict
+from hub.channel_host import ChannelHost
+from hub.config import apply_config, parse_config
+from hub.db.models import ChannelInstance, Interaction
+from hub.domain import Role
+from hub.wiring.voice import VoiceConfigError, voice_settings
+from tests.conftest import Db
+from tests.hub.server import RunningHub, running_hub
+from tests.hub.test_dispatch import AgentSocket, login, ready
+from tests.servers.asterisk import (
+    AsteriskTestbed,
+    asterisk_testbed,
+    dtmf_pcap,
+    make_speech_pcap,
+    start_sipp,
+    wav_rms,
+)
+
+NUMBER = "+14155550100"
+CALLER = "+14155550123"
+SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+
+CENTER = """
+skills: [english]
+queues:
+  - name: general
+  - name: sales
+    required_skills: [{{skill: english}}]
+    offer_ttl_s: 20
+channels:
+  - kind: voice
+    name: phone-line
+    address: "{number}"
+    queue: general
+    config:
+      ari_url: "{ari_url}"
+      ari_user: "{user}"
+      ari_password_env: ARI_PASSWORD
+      app: "{app}"
+      default_queue: general
+      ring_timeout_s: 4
+      menu:
+        prompts: ["sound:demo-congrats"]
+        options: {{"1": {{label: sales, queue: sales}}}}
+        fallback_queue: general
+        timeout_s: 3
+        max_tries: 2
+routing_rules:
+  - name: ivr-sales
+    when: {{channel: voice, metadata: {{queue: sales}}}}
+    queue: sales
+agents:
+  - email: agent@t.test
+    name: Agent One
+    skills: {{english: 3}}
+    capacity: {{voice: 1}}
+    {endpoint1}
+  - email: agent2@t.test
+    name: Agent Two
+    skills: {{english: 3}}
+    capacity: {{voice: 1}}
+    {endpoint2}
+"""
+
+
+@pytest.fixture(scope="module")
+def agent_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("voice-hub")
+    return make_speech_pcap("Thank you for calling sales, how can I help you today?",
+                            d / "agent.pcap")  # fmt: skip
+
+
+@pytest.fixture
+def asterisk() -> Iterator[AsteriskTestbed]:
+    with asterisk_testbed(app="contacthub-hub") as tb:
+        yield tb
+
+
+async def setup_center(db: Db, tb: AsteriskTestbed, *, agent2_phone: bool = True) -> None:
+    text = CENTER.format(
+        number=NUMBER, ari_url=tb.ari_url, user=tb.user, app=tb.app,
+        endpoint1="voice_endpoint: PJSIP/agent1",
+        endpoint2="voice_endpoint: PJSIP/agent2" if agent2_phone else "",
+    )  # fmt: skip
+    await apply_config(db.sessions, parse_config(text), env={"ARI_PASSWORD": tb.password})
+
+
+async def voice_channel(hub: RunningHub) -> VoiceChannel:
+    host = hub.services.extras["channel_host"]
+    assert isinstance(host, ChannelHost)
+    assert not host.failed, host.failed
+    channel = host.channels["voice"]
+    assert isinstance(channel, VoiceChannel)
+    async with asyncio.timeout(10):
+        await channel.connected.wait()
+    return channel
+
+
+def caller_values(speech: Path | None = None, **extra: str) -> dict[str, str]:
+    values = {
+        "caller_number": CALLER,
+        "dtmf_delay_ms": "1200",
+        "dtmf_pcap": str(dtmf_pcap("1")),
+        "wait_bye_ms": "60000",
+        "abandon_ms": "3000",
+    }
+    if speech is not None:
+        values["speech_pcap"] = str(speech)
+    values.update(extra)
+    return values
+
+
+async def conversation(hub: RunningHub, conv_id: str) -> dict[str, Any]:
+    async with hub.client(Role.SUPERVISOR) as c:
+        r = await c.get(f"/api/conversations/{conv_id}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+async def wait_status(
+    hub: RunningHub, conv_id: str, status: str, timeout: float = 20
+) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while (conv := await conversation(hub, conv_id))["status"] != status:
+            await asyncio.sleep(0.1)
+    return conv
+
+
+async def timeline(hub: RunningHub, conv_id: str) -> list[dict[str, Any]]:
+    async with hub.client(Role.SUPERVISOR) as c:
+        r = await c.get(f"/api/conversations/{conv_id}/interactions")
+        assert r.status_code == 200, r.text
+        return list(r.json()["items"])
+
+
+def call_events(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [i["payload"]["call"] for i in items if "call" in i["payload"]]
+
+
+async def wait_recording(hub: RunningHub, conv_id: str, timeout: float = 20) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            for item in await timeline(hub, conv_id):
+                if item["attachments"] and item["payload"]["metadata"].get("event") == "recording":
+                    return item
+            await asyncio.sleep(0.2)
+
+
+@SQLITE_ONLY
+async def test_ivr_to_queue_agent_phone_answers_assigned_caller_hangs_up_recording_in_timeline(
+    db: Db, asterisk: AsteriskTestbed, agent_speech: Path, tmp_path: Path
+) -> None:
+    tb = asterisk
+    await setup_center(db, tb)
+    phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
+                       values={"ring_ms": "300", "speech_pcap": str(agent_speech)})  # fmt: skip
+    async with running_hub(db) as hub:
+        await voice_channel(hub)
+        tok = hub.tokens[Role.AGENT]
+        agent_id = hub.agent_ids["agent@t.test"]
+        async with AgentSocket(hub, tok) as sock:
+            await ready(hub, tok)
+            t0 = time.monotonic()
+            caller = start_sipp(
+                tb,
+                "caller_abandon",
+                tmp_path,
+                port=tb.caller_port,
+                values=caller_values(abandon_ms="7000"),
+                call_to="100",
+            )
+            offer = await sock.next("offer", timeout=15)
+            t_offer = time.monotonic() - t0
+            conv_id = offer["conversation_id"]
+            assert offer["channel"] == "voice"
+            assigned = await sock.next("conversation.assigned", timeout=15)
+            t_assigned = time.monotonic() - t0
+            assert assigned["id"] == conv_id and assigned["assignee_id"] == agent_id
+            conv = await conversation(hub, conv_id)
+            assert conv["status"] == "assigned" and conv["assignee_id"] == agent_id
+            async with hub.client(token=tok) as c:  # the assigned agent sees the live call
+                live = (await c.get(f"/api/calls/{conv_id}")).json()
+            assert live["state"] == "connected" and live["ivr_path"] == ["sales"]
+            assert live["digits"] == "1"
+
+            done = await wait_status(hub, conv_id, "resolved")  # the caller hung up
+            assert done["attributes"]["call"]["outcome"] == "completed"
+            assert done["attributes"]["call"]["end_reason"] == "caller_hangup"
+            rec = await wait_recording(hub, conv_id)
+            async with hub.client(token=tok) as c:
+                wav = await c.get(f"/api/media/{rec['attachments'][0]['sha256']}")
+                gone = await c.get(f"/api/calls/{conv_id}")
+            assert gone.status_code == 409 and gone.json()["code"] == "no_live_call"
+    assert caller.wait(10) == 0, caller.errors()
+    assert phone.wait(10) == 0, phone.errors()
+    assert wav.status_code == 200 and wav.content[:4] == b"RIFF", wav.text
+    assert rec["attachments"][0]["content_type"] == "audio/wav"
+    path = tmp_path / "recording.wav"
+    path.write_bytes(wav.content)
+    rms = wav_rms(path)
+    assert rms > 0.01, "the call recording in the timeline is silent"
+
+    items = await _timeline_after(db, conv_id)
+    kinds = [i["kind"] for i in items]
+    assert kinds[0] == "call" and items[0]["payload"]["metadata"]["ivr_path"] == ["sales"]
+    assert kinds.index("offer") < kinds.index("assignment")
+    events = call_events(items)
+    assert [e["event"] for e in events] == ["agent_answered"]
+    assert events[0]["endpoint"] == "PJSIP/agent1" and events[0]["agent_id"] == agent_id
+    end = [i for i in items if i["payload"].get("metadata", {}).get("event") == "ended"]
+    assert len(end) == 1
+    resolved = [i for i in items if i["kind"] == "status"]
+    assert resolved[-1]["payload"]["status"] == "resolved"
+    print(
+        f"\noffer after {t_offer * 1000:.0f} ms, assigned after {t_assigned * 1000:.0f} ms "
+        f"(from dialing, incl. ~1.2 s IVR), recording RMS {rms:.3f}"
+    )
+
+
+async def _timeline_after(db: Db, conv_id: str) -> list[dict[str, Any]]:
+    """The stored timeline, read straight from the database once the hub stopped."""
+    async with db.sessions() as s:
+        rows = (
+            await s.execute(
+                select(Interaction)
+                .where(Interaction.conversation_id == conv_id)
+                .order_by(Interaction.seq)
+            )
+        ).scalars()
+        return [interaction_dict(r) for r in rows]
+
+
+@SQLITE_ONLY
+async def test_first_agent_phone_does_not_answer_second_agent_gets_the_call(
+    db: Db, asterisk: AsteriskTestbed, agent_speech: Path, tmp_path: Path
+) -> None:
+    tb = asterisk
+    await setup_center(db, tb)
+    silent = start_sipp(tb, "agent_noanswer", tmp_path, port=tb.agent_ports["agent1"], values={})
+    phone2 = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent2"],
+                        values={"ring_ms": "200", "speech_pcap": str(agent_speech)})  # fmt: skip
+    async with running_hub(db) as hub:
+        await voice_channel(hub)
+        t1, t2 = hub.tokens[Role.AGENT], await login(hub, "agent2@t.test")
+        a1, a2 = hub.agent_ids["agent@t.test"], hub.agent_ids["agent2@t.test"]
+        async with AgentSocket(hub, t1) as s1, AgentSocket(hub, t2) as s2:
+            await ready(hub, t1)  # ready first: longest idle, so offered first
+            await asyncio.sleep(0.05)
+            await ready(hub, t2)
+            caller = start_sipp(tb, "caller", tmp_path, port=tb.caller_port,
+                                values=caller_values(agent_speech), call_to="100")  # fmt: skip
+            first = await s1.next("offer", timeout=15)
+            t = time.monotonic()
+            second = await s2.next("offer", timeout=15)
+            moved_after = time.monotonic() - t
+            assert second["conversation_id"] == first["conversation_id"]
+            conv_id = first["conversation_id"]
+            assigned = await s2.next("conversation.assigned", timeout=15)
+            assert assigned["assignee_id"] == a2
+            assert 3 < moved_after < 8, moved_after  # agent 1's phone rang its 4 s
+            async with hub.client(token=t1) as c1:  # not theirs: agent 1 may not touch it
+                assert (await c1.post(f"/api/calls/{conv_id}/hold")).status_code == 403
+            async with hub.client(token=t2) as c2:
+                held = await c2.post(f"/api/calls/{conv_id}/hold")
+                assert held.status_code == 200 and held.json()["state"] == "held", held.text
+                back = await c2.post(f"/api/calls/{conv_id}/unhold")
+                assert back.status_code == 200 and back.json()["state"] == "connected"
+                again = await c2.post(f"/api/calls/{conv_id}/unhold")
+                assert again.status_code == 409 and again.json()["code"] == "bad_call_state"
+                bye = await c2.post(f"/api/calls/{conv_id}/hangup")
+                assert bye.status_code == 200, bye.text
+            done = await wait_status(hub, conv_id, "resolved")
+            assert done["assignee_id"] == a2
+            assert done["attributes"]["call"]["end_reason"] == "hub"
+    assert silent.wait(10) == 0, silent.errors()  # saw the CANCEL of the unanswered ring
+    assert phone2.wait(10) == 0, phone2.errors()
+    assert caller.wait(10) == 0, caller.errors()
+    events = call_events(await _timeline_after(db, conv_id))
+    summary = [(e["event"], e.get("agent_id"), e.get("reason")) for e in events]
+    assert summary == [
+        ("agent_failed", a1, "noanswer"),
+        ("agent_answered", a2, None),
+        ("hold", None, None),
+        ("unhold", None, None),
+        ("hangup", None, None),
+    ]
+
+
+@SQLITE_ONLY
+async def test_agent_without_phone_is_not_rung_and_caller_abandons_in_queue(
+    db: Db, asterisk: AsteriskTestbed, tmp_path: Path
+) -> None:
+    tb = asterisk
+    await setup_center(db, tb, agent2_phone=False)
+    async with running_hub(db) as hub:
+        channel = await voice_channel(hub)
+        t2 = await login(hub, "agent2@t.test")
+        async with AgentSocket(hub, t2) as sock:
+            await ready(hub, t2)
+            caller = start_sipp(
+                tb,
+                "caller_abandon",
+                tmp_path,
+                port=tb.caller_port,
+                values=caller_values(abandon_ms="3500"),
+                call_to="100",
+            )
+            offer = await sock.next("offer", timeout=15)
+            conv_id = offer["conversation_id"]
+            done = await wait_status(hub, conv_id, "resolved")
+            assert caller.wait(10) == 0, caller.errors()
+        snapshot = hub.services.extras["dispatcher"].snapshot()
+    call = done["attributes"]["call"]
+    assert call["outcome"] == "abandoned" and call["queue"] == "sales"
+    assert 3.0 <= call["wait_s"] < 10, call
+    assert done["assignee_id"] is None
+    assert channel.calls() == {}
+    items = await _timeline_after(db, conv_id)
+    assert [(e["event"], e["reason"]) for e in call_events(items)] == [
+        ("not_rung", "no_voice_endpoint")
+    ]
+    offers = [i["payload"] for i in items if i["kind"] == "offer"]
+    assert offers[0]["agent_id"] == hub.agent_ids["agent2@t.test"]
+    assert sum(q["abandoned"] for q in snapshot["queues"].values()) == 1
+    assert not [i for i in items if i["attachments"]]  # never bridged: nothing recorded
+
+
+@SQLITE_ONLY
+async def test_revoked_offer_stops_the_ringing_phone(
+    db: Db, asterisk: AsteriskTestbed, tmp_path: Path
+) -> None:
+    """The agent's browser goes away while their phone rings: the router revokes the offer at
+    once and the hub cancels the ring (the phone sees CANCEL long before the 4 s ring timeout)."""
+    tb = asterisk
+    await setup_center(db, tb)
+    silent = start_sipp(tb, "agent_noanswer", tmp_path, port=tb.agent_ports["agent1"], values={})
+    async with running_hub(db) as hub:
+        channel = await voice_channel(hub)
+        tok = hub.tokens[Role.AGENT]
+        sock = AgentSocket(hub, tok)
+        await sock.__aenter__()
+        await ready(hub, tok)
+        caller = start_sipp(
+            tb,
+            "caller_abandon",
+            tmp_path,
+            port=tb.caller_port,
+            values=caller_values(abandon_ms="6000"),
+            call_to="100",
+        )
+        offer = await sock.next("offer", timeout=15)
+        conv_id = offer["conversation_id"]
+        async with asyncio.timeout(5):  # the phone is ringing
+            while not any(c.state.value == "offering" for c in channel.calls().values()):
+                await asyncio.sleep(0.05)
+        t = time.monotonic()
+        await sock.__aexit__()
+        await asyncio.to_thread(silent.wait, 10)
+        cancelled_after = time.monotonic() - t
+        assert silent.proc.returncode == 0, silent.errors()
+        assert cancelled_after < 2.5, cancelled_after
+        (call,) = channel.calls().values()
+        assert call.state.value == "queued"  # the caller is back to music on hold, still waiting
+        done = await wait_status(hub, conv_id, "resolved")
+    assert caller.wait(10) == 0, caller.errors()
+    assert done["attributes"]["call"]["outcome"] == "abandoned"
+    events = call_events(await _timeline_after(db, conv_id))
+    assert [(e["event"], e["reason"]) for e in events] == [("agent_failed", "revoked")]
+
+
+@SQLITE_ONLY
+async def test_queued_call_gone_from_asterisk_is_resolved_not_offered_forever(
+    db: Db, asterisk: AsteriskTestbed
+) -> None:
+    """A call queued before a hub restart whose caller left meanwhile: no end event will ever
+    come. The first offer finds the (connected) channel does not know it and resolves it."""
+    tb = asterisk
+    await setup_center(db, tb)
+    async with running_hub(db) as hub:
+        await voice_channel(hub)
+        tok = hub.tokens[Role.AGENT]
+        async with AgentSocket(hub, tok) as sock:
+            await ready(hub, tok)
+            receipt = await hub.services.ingestor(Inbound(
+                channel=ChannelKind.VOICE, channel_id=NUMBER, external_id="1700000000.42",
+                sender=Address(AddressKind.PHONE, CALLER), kind=InboundKind.CALL,
+                metadata={"queue": "sales", "ivr_path": ["sales"], "digits": "1"},
+            ))  # fmt: skip
+            offer = await sock.next("offer", timeout=10)
+            assert offer["conversation_id"] == receipt.conversation_id
+            done = await wait_status(hub, receipt.conversation_id, "resolved", timeout=10)
+    assert done["attributes"]["call"]["outcome"] == "abandoned"
+    assert done["attributes"]["call"]["end_reason"] == "call_lost"
+    assert done["assignee_id"] is None
+
+
+def _row(config: dict[str, Any]) -> ChannelInstance:
+    return ChannelInstance(id="ch_x", kind="voice", name="line", address=NUMBER, config=config)
+
+
+def test_voice_config_errors_name_the_key() -> None:
+    good: dict[str, Any] = {
+        "ari_url": "http://127.0.0.1:8088/ari",
+        "ari_user": "u",
+        "ari_password": "p",
+    }
+    settings = voice_settings(_row(good))
+    assert settings.channel_id == NUMBER and settings.app == "contacthub"
+    assert settings.ivr.menu is None and settings.ring_timeout == 15
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({**good, "ring_timout_s": 5}, "ring_timout_s"),
+        ({k: v for k, v in good.items() if k != "ari_password"}, "ari_password"),
+        ({**good, "ari_url": "pbx:8088"}, "ari_url"),
+        ({**good, "ring_timeout_s": 0}, "ring_timeout_s"),
+        ({**good, "menu": {"prompts": ["sound:x"]}}, "menu"),
+        ({**good, "whisper": {"sales": 3}}, "whisper.sales"),
+    ]
+    for bad, key in cases:
+        with pytest.raises(VoiceConfigError) as err:
+            voice_settings(_row(bad))
+        assert err.value.key == key, (bad, err.value)
+
+
+@SQLITE_ONLY
+async def test_bad_voice_row_is_reported_and_does_not_stop_the_hub(db: Db) -> None:
+    text = f"""
+channels:
+  - kind: voice
+    name: broken-line
+    address: "{NUMBER}"
+    config: {{ari_url: "http://127.0.0.1:1/ari", ari_user: u}}
+"""
+    await apply_config(db.sessions, parse_config(text), env={})
+    async with running_hub(db) as hub:
+        host = hub.services.extras["channel_host"]
+        assert "config.ari_password" in host.failed["broken-line"]
+        async with hub.client(Role.SUPERVISOR) as c:
+            assert (await c.get("/api/conversations")).status_code == 200
