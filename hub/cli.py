@@ -263,9 +263,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
             f"""
 contacthub demo is running: {url}
   {seeded}
+  agent inbox:    {url}/inbox/
+  QA and search:  {url}/qa/
+  chat widget:    {url}/widget/demo.html   (web-chat site key: {DEMO_SITE_KEY})
   API:            {url}/api  (OpenAPI: {url}/api/openapi.json)
   health:         {url}/healthz   metrics: {url}/metrics
-  web-chat site key: {DEMO_SITE_KEY}
   logins (password "{DEMO_PASSWORD}" for all):
     admin       {ADMIN_EMAIL}
     supervisor  alice@example.com

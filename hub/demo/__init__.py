@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 DEMO_PASSWORD = "contacthub-demo"  # noqa: S105  (printed to the user: it is a demo)
-DEMO_SITE_KEY = "demo-site-key"
+DEMO_SITE_KEY = "demo"  # the key widget/visitor/dist/demo.html embeds
 ADMIN_EMAIL = "admin@example.com"
 
 

@@ -149,7 +149,7 @@ def test_demo_seeds_every_channel(tmp_path: Path, db: Db) -> None:
     data_dir = db.settings.data_dir
     r = run(["demo", "--no-serve"], data_dir, extra_env=extra)
     assert r.returncode == 0, r.stderr
-    assert "admin@example.com" in r.stdout and "demo-site-key" in r.stdout
+    assert "admin@example.com" in r.stdout and "site key: demo" in r.stdout
     again = run(["demo", "--no-serve"], data_dir, extra_env=extra)  # re-running is harmless
     assert again.returncode == 0 and "(0 changes)" in again.stdout
 
