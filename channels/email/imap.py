@@ -1,0 +1,274 @@
+"""A small typed layer over aioimaplib: the handful of IMAP commands the receive loop needs.
+
+aioimaplib answers with ``Response(result, lines)`` and untyped byte lines; this module turns
+those into ints, UID lists and ``(uid, raw bytes)`` pairs, and every failure into
+:class:`TransientChannelError` (the loop reconnects with backoff) except a refused login, which
+is raised as :class:`PermanentChannelError` with code ``imap_auth`` (the loop still retries,
+slowly, because a password can be fixed without a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import aioimaplib
+
+from channels.base import PermanentChannelError, TransientChannelError
+from channels.email.config import ImapConfig
+
+log = logging.getLogger(__name__)
+
+_FETCH_RE = re.compile(rb"^\d+ FETCH \(")
+_UID_RE = re.compile(rb"UID (\d+)")
+_UIDVALIDITY_RE = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
+_UIDNEXT_RE = re.compile(rb"\[UIDNEXT (\d+)\]")
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """Compress UIDs into an IMAP sequence set: ``1:3,7,9:10``."""
+    ordered = sorted(set(uids))
+    ranges: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        ranges.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(ranges)
+
+
+def parse_fetch(lines: list[Any]) -> list[tuple[int, bytes]]:
+    """``(uid, literal)`` for each FETCH carrying a body; unsolicited flag updates are skipped."""
+    out: list[tuple[int, bytes]] = []
+    uid: int | None = None
+    body: bytes | None = None
+
+    def flush() -> None:
+        if uid is not None and body is not None:
+            out.append((uid, body))
+
+    for line in lines:
+        if isinstance(line, bytearray):
+            body = bytes(line)
+            continue
+        if not isinstance(line, bytes):
+            continue
+        if _FETCH_RE.match(line):
+            flush()
+            uid, body = None, None
+        found = _UID_RE.search(line)
+        if found and uid is None:
+            uid = int(found.group(1))
+    flush()
+    return out
+
+
+READ_SLICE = 8192
+
+
+def _bound_recursion(protocol: Any) -> None:
+    """Feed aioimaplib's parser at most ``READ_SLICE`` bytes at a time.
+
+    aioimaplib parses one read recursively, a stack frame per response line; when the event loop
+    was busy, one read can hold 256 KB of short FETCH lines and overflow Python's recursion
+    limit (seen here with 10,000 waiting messages). Slicing is what TCP may do anyway, and the
+    parser already carries partial lines and literals across reads.
+    """
+    original = protocol.data_received
+
+    def sliced(data: bytes) -> None:
+        for start in range(0, len(data), READ_SLICE):
+            original(data[start : start + READ_SLICE])
+
+    protocol.data_received = sliced
+
+
+class ImapSession:
+    """One logged-in connection with one selected mailbox."""
+
+    def __init__(self, cfg: ImapConfig) -> None:
+        self.cfg = cfg
+        self.lost = asyncio.Event()
+        self._client: aioimaplib.IMAP4 | None = None
+        # One command at a time: aioimaplib lets two tasks that wait on the same pending FETCH
+        # both go ahead and overwrite each other's slot (the reply then "unexpected tagged").
+        self._lock = asyncio.Lock()
+
+    @property
+    def client(self) -> aioimaplib.IMAP4:
+        if self._client is None:
+            raise TransientChannelError("IMAP session is not connected", code="imap_closed")
+        return self._client
+
+    async def connect(self) -> None:
+        cfg = self.cfg
+        try:
+            if cfg.security == "tls":
+                self._client = aioimaplib.IMAP4_SSL(
+                    host=cfg.host, port=cfg.port, timeout=cfg.timeout_s, ssl_context=cfg.ssl_context
+                )
+            else:
+                self._client = aioimaplib.IMAP4(host=cfg.host, port=cfg.port, timeout=cfg.timeout_s)
+            self._client.protocol.conn_lost_cb = lambda _exc: self.lost.set()
+            _bound_recursion(self._client.protocol)
+            await self._client.wait_hello_from_server()
+            response = await self._client.login(cfg.username, cfg.password)
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            self.abort()
+            reason = f"IMAP connect failed: {exc!r}"
+            raise TransientChannelError(reason, code="imap_connect") from exc
+        if response.result != "OK":
+            self.abort()
+            raise PermanentChannelError("IMAP login refused", code="imap_auth")
+
+    async def _ok(self, what: str, coro: Any) -> list[Any]:
+        try:
+            async with self._lock:
+                response = await coro
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            raise TransientChannelError(f"IMAP {what} failed: {exc!r}", code="imap_io") from exc
+        if response.result != "OK":
+            detail = response.lines[-1][:200] if response.lines else b""
+            raise TransientChannelError(f"IMAP {what}: {response.result} {detail!r}",
+                                        code="imap_no")
+        return list(response.lines)
+
+    async def select(self, mailbox: str) -> tuple[int, int]:
+        """Select ``mailbox``; returns (UIDVALIDITY, UIDNEXT)."""
+        lines = await self._ok("SELECT", self.client.select(mailbox))
+        joined = b"\n".join(x for x in lines if isinstance(x, bytes))
+        validity = _UIDVALIDITY_RE.search(joined)
+        uidnext = _UIDNEXT_RE.search(joined)
+        if validity is None:
+            raise TransientChannelError("SELECT answered without UIDVALIDITY", code="imap_no")
+        return int(validity.group(1)), int(uidnext.group(1)) if uidnext else 0
+
+    async def uid_search(self, *criteria: str) -> list[int]:
+        lines = await self._ok("UID SEARCH", self.client.uid_search(*criteria, charset=None))
+        uids: list[int] = []
+        for line in lines[:-1]:
+            if isinstance(line, bytes):
+                uids.extend(int(tok) for tok in line.split() if tok.isdigit())
+        return sorted(set(uids))
+
+    async def fetch(
+        self, uids: list[int], *, headers_only: bool = False
+    ) -> list[tuple[int, bytes]]:
+        """``(uid, raw)`` per message; PEEK, so nothing is marked seen by reading."""
+        part = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"
+        command = self.client.uid("fetch", uid_set(uids), f"(UID {part})")
+        lines = await self._ok("UID FETCH", command)
+        return parse_fetch(lines)
+
+    async def sizes(self, uids: list[int]) -> dict[int, int]:
+        """RFC822.SIZE per UID, to batch by bytes and to spot mail too big to fetch whole."""
+        lines = await self._ok("UID FETCH", self.client.uid("fetch", uid_set(uids),
+                                                            "(UID RFC822.SIZE)"))
+        out: dict[int, int] = {}
+        for line in lines:
+            if isinstance(line, bytes):
+                uid, size = _UID_RE.search(line), _SIZE_RE.search(line)
+                if uid and size:
+                    out[int(uid.group(1))] = int(size.group(1))
+        return out
+
+    async def flag(self, uids: list[int], flags: str) -> None:
+        if uids:
+            await self._ok("UID STORE", self.client.uid("store", uid_set(uids),
+                                                        f"+FLAGS.SILENT ({flags})"))
+
+    async def move(self, uids: list[int], folder: str) -> None:
+        """UID MOVE (RFC 6851), or COPY + \\Deleted + UID EXPUNGE where MOVE is missing."""
+        if not uids:
+            return
+        if self.client.has_capability("MOVE"):
+            await self._ok("UID MOVE", self.client.uid("move", uid_set(uids), folder))
+            return
+        await self._ok("UID COPY", self.client.uid("copy", uid_set(uids), folder))
+        await self.flag(uids, "\\Deleted")
+        await self._ok("UID EXPUNGE", self.client.uid("expunge", uid_set(uids)))
+
+    async def ensure_folder(self, folder: str) -> None:
+        try:
+            async with self._lock:
+                response = await self.client.create(folder)
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            raise TransientChannelError(f"IMAP CREATE failed: {exc!r}", code="imap_io") from exc
+        if response.result != "OK" and not any(
+            b"ALREADYEXISTS" in x or b"exists" in x for x in response.lines if isinstance(x, bytes)
+        ):
+            raise TransientChannelError(f"cannot create folder {folder!r}", code="imap_no")
+
+    async def append(self, raw: bytes, folder: str, flags: str = "\\Seen") -> None:
+        await self.ensure_folder(folder)
+        await self._ok("APPEND", self.client.append(raw, mailbox=folder, flags=flags))
+
+    def supports_idle(self) -> bool:
+        return bool(self.client.has_capability("IDLE"))
+
+    async def wait_for_change(self, max_wait: float) -> bool:
+        """IDLE until the server reports new mail, the connection drops, or ``max_wait``.
+
+        Returns True when the server pushed something. Always leaves IDLE before returning.
+        """
+        client = self.client
+        idle = await client.idle_start(timeout=max_wait + 5)
+        lost = asyncio.ensure_future(self.lost.wait())
+        pushed = False
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + max_wait
+            while not pushed:
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self.lost.is_set():
+                    break
+                push = asyncio.ensure_future(client.wait_server_push(timeout=remaining))
+                done, _ = await asyncio.wait({push, lost}, return_when=asyncio.FIRST_COMPLETED)
+                if push not in done:
+                    push.cancel()
+                    break
+                try:
+                    lines = push.result()
+                except TimeoutError:
+                    break
+                if lines == aioimaplib.STOP_WAIT_SERVER_PUSH:
+                    break
+                pushed = any(b"EXISTS" in x for x in lines if isinstance(x, bytes))
+        finally:
+            lost.cancel()
+            if not self.lost.is_set() and client.has_pending_idle():
+                client.idle_done()
+                try:
+                    await asyncio.wait_for(idle, self.cfg.timeout_s)
+                except (TimeoutError, aioimaplib.AioImapException) as exc:
+                    raise TransientChannelError("IDLE did not end", code="imap_io") from exc
+            else:
+                idle.cancel()
+        if self.lost.is_set():
+            raise TransientChannelError("IMAP connection lost", code="imap_lost")
+        return pushed
+
+    async def noop(self) -> None:
+        await self._ok("NOOP", self.client.noop())
+
+    async def close(self) -> None:
+        """Log out politely (bounded), then drop the connection."""
+        if self._client is not None and not self.lost.is_set():
+            try:
+                await asyncio.wait_for(self._client.logout(), 2)
+            except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+                log.debug("IMAP logout failed: %r", exc)
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the connection now (also safe while a command is pending)."""
+        client, self._client = self._client, None
+        transport = getattr(getattr(client, "protocol", None), "transport", None)
+        if transport is not None:
+            transport.close()
