@@ -21,9 +21,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+import hub.wiring  # noqa: F401  (registers the channel factories)
 from channels.base import Channel
+from hub import web
 from hub.actions.ingest import Ingestor
-from hub.api import auth_routes, contacts, conversations, directory, offers, system
+from hub.api import auth_routes, contacts, conversations, directory, offers, sms, system
+from hub.api import calls as calls_api
+from hub.api import media as media_api
+from hub.api import qa as qa_api
+from hub.api import search as search_api
 from hub.api.framework import Api, Context
 from hub.auth.ratelimit import SlidingWindowLimiter
 from hub.channel_host import ChannelHost, HostContext
@@ -33,6 +39,7 @@ from hub.dispatch import Dispatcher
 from hub.events import EventBus
 from hub.metrics import Metrics
 from hub.realtime import AgentNamespace
+from hub.search.service import SearchService
 from hub.services import Services
 from hub.settings import Settings
 from hub.state import StateStore
@@ -48,6 +55,11 @@ API_MODULES: tuple[Api, ...] = (
     contacts.api,
     directory.api,
     offers.api,
+    sms.api,
+    search_api.api,
+    media_api.api,
+    calls_api.api,
+    qa_api.api,
 )
 
 
@@ -111,10 +123,21 @@ class _Metered:
 class HubApp:
     """The ASGI app, plus access to the services its lifespan built (for the CLI and tests)."""
 
-    def __init__(self, inner: ASGIApp, holder: dict[str, Services], sio: socketio.AsyncServer):
+    def __init__(
+        self,
+        inner: ASGIApp,
+        holder: dict[str, Services],
+        sio: socketio.AsyncServer,
+        starlette: Starlette,
+    ):
         self._inner = inner
         self._holder = holder
         self.sio = sio
+        self.starlette = starlette
+
+    def lifespan(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Run the lifespan without a server (benchmarks and scripts)."""
+        return self.starlette.router.lifespan_context(self.starlette)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._inner(scope, receive, send)
@@ -129,11 +152,13 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
     """Build the ASGI app. ``channels`` lets tests and the CLI plug in running adapters."""
     sio = socketio.AsyncServer(
         async_mode="asgi",
-        cors_allowed_origins=[settings.effective_public_url],
+        # any origin: the visitor widget runs on customers' sites; /agent checks the origin of
+        # cookie-authenticated sockets itself (hub.realtime)
+        cors_allowed_origins="*",
         client_manager=(
             socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
         ),
-        max_http_buffer_size=settings.max_body_bytes,
+        max_http_buffer_size=max(settings.max_body_bytes, 8 * 1024 * 1024),  # widget files
         logger=False,
         engineio_logger=False,
     )
@@ -167,7 +192,16 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         sio.register_namespace(namespace)
         bus.subscribe(namespace.forward)
         host = ChannelHost(
-            HostContext(settings, sessions, StateStore(sessions), services.ingestor, media, sio),
+            HostContext(
+                settings,
+                sessions,
+                StateStore(sessions),
+                services.ingestor,
+                media,
+                sio,
+                bus=bus,
+                extras=services.extras,
+            ),
             channel_mount,
             supervise,
         )
@@ -182,6 +216,9 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         services.extras["dispatcher"] = dispatcher
         bus.subscribe(dispatcher.on_event)
         tasks.append(asyncio.create_task(supervise("dispatcher", dispatcher.run)))
+        search = SearchService(settings, sessions, bus, media)
+        services.extras["search"] = search
+        await search.start(supervise)
         log.info(
             "contacthub %s ready on %s (%s)",
             VERSION,
@@ -194,6 +231,7 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await search.stop()
             await host.stop()
             await engine.dispose()
 
@@ -204,13 +242,14 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
     ]
     for module in API_MODULES:
         routes += module.routes()
+    routes += web.routes()  # the inbox and the visitor widget
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.add_exception_handler(404, _not_found)
     starlette.add_exception_handler(405, _method_not_allowed)
     starlette.add_exception_handler(Exception, _internal_error)
     metered = _Metered(starlette, lambda: holder["services"].metrics if holder else None)
     asgi: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=metered, socketio_path="socket.io")
-    return HubApp(asgi, holder, sio)
+    return HubApp(asgi, holder, sio, starlette)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -1,6 +1,7 @@
-"""The browser pages the hub serves: the agent inbox at ``/inbox/`` and the visitor widget at
-``/widget/``, plus the response headers shared with ``GET /api/media/{sha256}`` (hub.api.media),
-from which the inbox shows fax pages, recordings and email files.
+"""The browser pages the hub serves: the agent inbox at ``/inbox/``, the QA page at ``/qa/``
+and the visitor widget at ``/widget/``, plus the response headers shared with
+``GET /api/media/{sha256}`` (hub.api.media), from which the inbox shows fax pages, recordings
+and email files.
 
 The pages are plain files (no build step for the inbox), found next to the ``hub`` package in
 ``widget/``: in a source checkout that is the repository's ``widget/`` directory, and an
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 WIDGET_ROOT = Path(__file__).resolve().parent.parent / "widget"
 INBOX_DIR = WIDGET_ROOT / "inbox"
+QA_DIR = WIDGET_ROOT / "qa"
 VISITOR_DIST = WIDGET_ROOT / "visitor" / "dist"
 
 INBOX_CSP = "; ".join(
@@ -112,6 +114,10 @@ def routes() -> list[BaseRoute]:
         out.append(Mount("/inbox", app=HeaderedStatic(directory=INBOX_DIR, headers=INBOX_HEADERS)))
     else:
         log.warning("agent inbox files not found at %s: /inbox/ is not served", INBOX_DIR)
+    if QA_DIR.is_dir():  # the QA page imports the inbox's modules, so the same headers apply
+        out.append(Mount("/qa", app=HeaderedStatic(directory=QA_DIR, headers=INBOX_HEADERS)))
+    else:
+        log.warning("QA page files not found at %s: /qa/ is not served", QA_DIR)
     if VISITOR_DIST.is_dir():
         out.append(
             Mount("/widget", app=HeaderedStatic(directory=VISITOR_DIST, headers=WIDGET_HEADERS))

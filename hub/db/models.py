@@ -11,6 +11,7 @@ from hub.db.directory import (
     Skill,
     User,
 )
+from hub.db.qa_models import QaEvaluation, QaForm, QaFormVersion
 from hub.db.search_models import MediaAccess, SearchOutbox
 from hub.db.work import (
     Assignment,
@@ -41,6 +42,9 @@ __all__ = [
     "MediaAccess",
     "Offer",
     "OutboundDelivery",
+    "QaEvaluation",
+    "QaForm",
+    "QaFormVersion",
     "Queue",
     "RoutingRule",
     "SearchOutbox",
