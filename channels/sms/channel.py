@@ -271,8 +271,9 @@ class SmsChannel:
     def _message_id(self, key: str) -> str:
         return hashlib.sha256(f"{self.channel_id}\x00{key}".encode()).hexdigest()[:32]
 
-    async def send(self, outbound: Outbound) -> SendResult:
-        """Deliver one reply (see the module docstring for the checks, in order)."""
+    async def _checked(self, outbound: Outbound) -> tuple[str, SegmentInfo]:
+        """The checks a reply fails for certain: address, opt-out, attachments, length.
+        Returns the E.164 recipient and the segment info."""
         if outbound.to.kind is not AddressKind.PHONE:
             raise PermanentChannelError("SMS needs a phone number", code="sms_bad_address")
         try:
@@ -295,6 +296,16 @@ class SmsChannel:
                 f"message is {info.segments} segments; the limit is {self.config.max_segments}",
                 code="sms_too_long",
             )
+        return to, info
+
+    async def check_send(self, outbound: Outbound) -> None:
+        """:class:`channels.base.SendPrecheck`: refuse at once what ``send`` would refuse, so
+        the agent sees why while still in the composer."""
+        await self._checked(outbound)
+
+    async def send(self, outbound: Outbound) -> SendResult:
+        """Deliver one reply (see the module docstring for the checks, in order)."""
+        to, info = await self._checked(outbound)
         earlier = await self.stores.sent.by_idempotency_key(
             self.channel_id, outbound.idempotency_key
         )

@@ -10,8 +10,8 @@ host logs it and keeps the other channels running. Secrets can come from the env
 Gateways reach the hub at ``<callback_base_url>/channels/sms/<name>/...`` (default: the hub's
 public URL). See ``docs/channels/sms.md`` for the Kannel and Twilio settings that match.
 
-:class:`HubSmsChannel` adds the hub's optional ``check_send`` precheck so the reply API can
-refuse a reply to an opted-out number at once instead of failing it later in the outbox.
+:class:`SmsChannel` implements the hub's optional ``check_send`` precheck, so the reply API
+refuses a reply to an opted-out number at once instead of failing it later in the outbox.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from starlette.routing import BaseRoute
 
 from channels.addresses import normalize_phone
-from channels.base import AddressKind, Outbound, ParseError, PermanentChannelError
+from channels.base import ParseError
 from channels.sms import (
     KannelConfig,
     KeywordAction,
@@ -33,7 +33,6 @@ from channels.sms import (
     SmsChannel,
     SmsConfig,
     TwilioConfig,
-    count_segments,
     sms_routes,
 )
 from hub.channel_host import HostContext, Hosted, register
@@ -191,36 +190,11 @@ def sms_config_from_row(instance: ChannelInstance, settings: Settings) -> SmsCha
     return SmsChannelConfig(config, replies)
 
 
-class HubSmsChannel(SmsChannel):
-    """:class:`SmsChannel` plus the hub's ``SendPrecheck``: the checks ``send`` would fail on
-    for certain (address, opt-out, length), run while the agent is still looking."""
-
-    async def check_send(self, outbound: Outbound) -> None:
-        if outbound.to.kind is not AddressKind.PHONE:
-            raise PermanentChannelError("SMS needs a phone number", code="sms_bad_address")
-        try:
-            to = normalize_phone(outbound.to.value, self.config.default_region)
-        except ParseError as exc:
-            raise PermanentChannelError(str(exc), code="sms_bad_address") from exc
-        if await self.stores.opt_outs.is_opted_out(self.channel_id, to):
-            raise PermanentChannelError(
-                "This customer texted STOP and has opted out of SMS from this number; "
-                "nothing was sent. They must text START to receive messages again.",
-                code="sms_opted_out",
-            )
-        info = count_segments(outbound.text)
-        if not outbound.text or info.segments > self.config.max_segments:
-            raise PermanentChannelError(
-                f"message is {info.segments} segments; the limit is {self.config.max_segments}",
-                code="sms_too_long",
-            )
-
-
 @register("sms")
 async def build_sms(instance: ChannelInstance, ctx: HostContext) -> Hosted:
     """Factory the channel host calls for each enabled ``kind: sms`` row."""
     built = sms_config_from_row(instance, ctx.settings)
-    channel = HubSmsChannel(
+    channel = SmsChannel(
         built.config,
         stores=db_sms_stores(ctx.state, built.config.channel_id),
         keyword_replies=built.replies,
