@@ -198,7 +198,7 @@ async def main() -> None:
                 "ingest_over_raw": round(hub / raw, 3),
                 "adapter_over_raw": round(adapter / raw, 3),
                 "replies_per_s": round(sent, 1),
-                "note": "ingest_per_s goes through the hub's real ingest on SQLite (one transaction "
+                "note": "ingest_per_s: through the hub ingest on SQLite (one transaction "
                 "per message); adapter_per_s into an in-memory sink",
             }
         )
