@@ -9,21 +9,34 @@ Concurrency: two deliveries of the same message, or two first messages from one 
 race. Unique constraints (``interactions.dedupe_key``, ``contact_addresses(kind, value)``) make the
 loser fail at flush; the transaction is retried and then finds the winner's rows. So the same
 message is stored exactly once and an address always maps to one contact.
+
+Group commit: calls that arrive together share one transaction (:mod:`hub.batching`). The common
+shapes (no thread references, not a delivery report) are written by
+:mod:`hub.actions.intake_batch` with a fixed number of statements per batch, which decides each
+item in arrival order against the batch's own rows, so the outcome is the one of ingesting them
+one after another; anything else, and any batch that fails, goes through the one-item path below.
+Each caller returns after the commit holding its item and publishes only its own events.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.base import ChannelKind, Inbound, InboundKind, IngestReceipt
+from channels.base import Inbound, InboundKind, IngestReceipt
+from hub.actions.intake_batch import BatchItem, eligible, ingest_batch
 from hub.actions.log import append, interaction_dict
+from hub.actions.receipts import apply_delivery_report, is_delivery_report
+from hub.batching import Batcher
 from hub.db.base import utcnow
 from hub.db.engine import SessionFactory
 from hub.db.models import (
@@ -134,31 +147,50 @@ async def _find_thread(
     ).scalar_one_or_none()
 
 
-async def _channel_instance(session: AsyncSession, inbound: Inbound) -> ChannelInstance | None:
-    return (
-        await session.execute(
-            select(ChannelInstance).where(
-                ChannelInstance.kind == inbound.channel.value,
-                ChannelInstance.address == inbound.channel_id,
-            )
-        )
-    ).scalar_one_or_none()
+@dataclass(frozen=True, slots=True)
+class _Catalog:
+    """Routing rules and channel instances, cached briefly: they change rarely (``apply``) and
+    reading them on every message was a third of ingest's queries."""
+
+    loaded_at: float
+    rules: tuple[Rule, ...]
+    channels: dict[tuple[str, str], tuple[str, str | None]]  # (kind, address) -> (id, queue)
 
 
-async def _route(
-    session: AsyncSession, inbound: Inbound, contact: Contact, instance: ChannelInstance | None
+CATALOG_TTL_S = 5.0
+
+
+async def _load_catalog(session: AsyncSession) -> _Catalog:
+    rules = tuple(
+        Rule(r.name, r.position, r.conditions, r.queue_id, r.priority, r.stop)
+        for r in (await session.execute(select(RoutingRule))).scalars()
+    )
+    channels = {
+        (c.kind, c.address): (c.id, c.queue_id)
+        for c in (await session.execute(select(ChannelInstance))).scalars()
+    }
+    return _Catalog(time.monotonic(), rules, channels)
+
+
+def _route(
+    catalog: _Catalog, inbound: Inbound, attributes: dict[str, Any], channel_queue: str | None
 ) -> tuple[str | None, int, tuple[str, ...]]:
-    rows = (await session.execute(select(RoutingRule))).scalars().all()
-    rules = [Rule(r.name, r.position, r.conditions, r.queue_id, r.priority, r.stop) for r in rows]
     facts = Facts(
         channel=inbound.channel.value,
         address=inbound.channel_id,
         text=f"{inbound.subject or ''}\n{inbound.text}",
-        contact_attributes=contact.attributes,
+        contact_attributes=attributes,
         metadata=inbound.metadata,
     )
-    decision = decide(rules, facts, fallback_queue=instance.queue_id if instance else None)
+    decision = decide(catalog.rules, facts, fallback_queue=channel_queue)
     return decision.queue_id, decision.priority, decision.matched
+
+
+def _route_by_catalog(
+    catalog: _Catalog, inbound: Inbound, attributes: dict[str, Any]
+) -> tuple[str | None, int, tuple[str, ...]]:
+    channel_queue = catalog.channels.get((inbound.channel.value, inbound.channel_id), (None, None))
+    return _route(catalog, inbound, attributes, channel_queue[1])
 
 
 class Ingestor:
@@ -176,20 +208,91 @@ class Ingestor:
         self._bus = bus
         self._media_put = media_put
         self._reopen_resolved = reopen_resolved
+        self._catalog: _Catalog | None = None
+        self._batcher = Batcher(self._run)  # group commit of concurrent calls
+
+    def invalidate_catalog(self) -> None:
+        """Forget cached rules and channels (after this process changed them)."""
+        self._catalog = None
 
     async def __call__(self, inbound: Inbound, /) -> IngestReceipt:
+        """Store ``inbound``, then publish its events; returns once both are done.
+
+        Group commit: calls that arrive while a batch is being written wait for the lock and
+        the first of them writes everything pending in one transaction (see
+        :mod:`hub.actions.intake_batch`). Each caller still returns only after the commit that
+        holds its item, and publishes its own events after that commit.
+        """
         stored = [
             (att, await self._media_put(att.data, att.content_type)) for att in inbound.attachments
         ]
-        last: IntegrityError | None = None
-        for _attempt in range(4):
+        item = BatchItem(inbound, stored, dedupe_key(inbound))
+        await self._batcher.submit(item)
+        assert item.receipt is not None
+        await self._bus.publish(item.events)
+        return item.receipt
+
+    async def _run(self, batch: list[BatchItem]) -> list[BaseException | None]:
+        """Write a batch: the common shapes together, the rest (and a failed batch) one by one."""
+        errors: dict[int, BaseException] = {}
+        fast = [it for it in batch if eligible(it.inbound, is_delivery_report)]
+        if fast:
             try:
-                outcome = await self._ingest_once(inbound, stored)
+                await self._run_fast(fast)
+            except Exception as exc:
+                if len(fast) == 1 and not isinstance(exc, IntegrityError | RuntimeError):
+                    errors[id(fast[0])] = exc
+                else:  # which item failed is unknown: each one alone decides its own fate
+                    log.info(
+                        "batch of %d failed (%s); ingesting one by one",
+                        len(fast),
+                        type(exc).__name__,
+                    )
+                for it in fast:
+                    it.slow, it.receipt, it.events = True, None, []
+        for it in batch:
+            if it.receipt is not None or id(it) in errors:
+                continue
+            try:
+                outcome = await self._ingest_single(it.inbound, list(it.stored))
+                it.receipt, it.events = outcome.receipt, outcome.events
+            except Exception as exc:
+                errors[id(it)] = exc
+        return [errors.get(id(it)) for it in batch]
+
+    async def _run_fast(self, items: list[BatchItem]) -> None:
+        last: IntegrityError | None = None
+        for _attempt in range(3):
+            for it in items:
+                it.receipt, it.events, it.slow = None, [], False
+            try:
+                async with self._sessions() as session, session.begin():
+                    catalog = self._catalog
+                    if catalog is None or time.monotonic() - catalog.loaded_at > CATALOG_TTL_S:
+                        catalog = self._catalog = await _load_catalog(session)
+                    await ingest_batch(
+                        await session.connection(),
+                        items,
+                        route=functools.partial(_route_by_catalog, catalog),
+                        channels=catalog.channels,
+                        now=utcnow(),
+                    )
             except IntegrityError as exc:  # lost a race; the retry sees the winner's rows
                 last = exc
                 continue
-            await self._bus.publish(outcome.events)
-            return outcome.receipt
+            for it in items:  # left for the one-by-one path
+                if it.slow:
+                    it.receipt, it.events = None, []
+            return
+        raise RuntimeError("ingest batch kept conflicting") from last
+
+    async def _ingest_single(self, inbound: Inbound, stored: list[Any]) -> _Outcome:
+        last: IntegrityError | None = None
+        for _attempt in range(4):
+            try:
+                return await self._ingest_once(inbound, stored)
+            except IntegrityError as exc:  # lost a race; the retry sees the winner's rows
+                last = exc
         raise RuntimeError("ingest kept conflicting") from last
 
     async def _ingest_once(self, inbound: Inbound, stored: list[Any]) -> _Outcome:
@@ -201,7 +304,9 @@ class Ingestor:
             if existing is not None:
                 conv = await session.get(Conversation, existing.conversation_id)
                 assert conv is not None
-                log.info("duplicate inbound %s ignored (interaction %s)", key[:80], existing.id)
+                log.info(
+                    "duplicate inbound on %s ignored (interaction %s)", inbound.channel, existing.id
+                )
                 return _Outcome(
                     IngestReceipt(existing.id, conv.id, conv.contact_id, created=False), []
                 )
@@ -212,7 +317,11 @@ class Ingestor:
     ) -> _Outcome:
         now = utcnow()
         contact, new_contact = await _resolve_contact(session, inbound)
-        instance = await _channel_instance(session, inbound)
+        if self._catalog is None or time.monotonic() - self._catalog.loaded_at > CATALOG_TTL_S:
+            self._catalog = await _load_catalog(session)
+        instance_id, channel_queue = self._catalog.channels.get(
+            (inbound.channel.value, inbound.channel_id), (None, None)
+        )
         conv = await _find_thread(session, inbound, contact)
         events: list[Event] = []
         routable = not inbound.auto_generated and inbound.kind is not InboundKind.EVENT
@@ -238,13 +347,15 @@ class Ingestor:
                 conv = None  # a new case for a new message on a closed one
         new_conv = conv is None
         if conv is None:
-            queue_id, priority, matched = await _route(session, inbound, contact, instance)
+            queue_id, priority, matched = _route(
+                self._catalog, inbound, contact.attributes, channel_queue
+            )
             status = ConversationStatus.QUEUED if routable else ConversationStatus.RESOLVED
             conv = Conversation(
                 id=new_id("conversation"),
                 contact_id=contact.id,
                 channel=inbound.channel.value,
-                channel_instance_id=instance.id if instance else None,
+                channel_instance_id=instance_id,
                 queue_id=queue_id,
                 status=status.value,
                 priority=priority,
@@ -295,22 +406,23 @@ class Ingestor:
             dedupe_key=key,
             at=now,
         )
-        for att, sha in stored:
-            session.add(
-                AttachmentRecord(
-                    id=new_id("attachment"),
-                    interaction_id=row.id,
-                    filename=att.filename[:255],
-                    content_type=att.content_type[:255],
-                    size=att.size,
-                    sha256=sha,
-                )
+        row.attachments = [  # set directly: no reload round-trip for the event payload
+            AttachmentRecord(
+                id=new_id("attachment"),
+                interaction_id=row.id,
+                filename=att.filename[:255],
+                content_type=att.content_type[:255],
+                size=att.size,
+                sha256=sha,
             )
+            for att, sha in stored
+        ]
         await self._remember_refs(session, inbound, conv.id)
         await session.flush()
-        await session.refresh(row, ["attachments"])
         rooms = (f"conversation:{conv.id}", f"queue:{conv.queue_id}")
         events.append(Event("interaction.created", interaction_dict(row), rooms=rooms))
+        if is_delivery_report(inbound):  # a receipt also moves its reply's delivery status
+            events += await apply_delivery_report(session, inbound)
         if new_conv and routable:
             events.append(Event("conversation.queued", {"id": conv.id}, rooms=rooms))
         if new_contact:
@@ -320,27 +432,14 @@ class Ingestor:
     @staticmethod
     async def _remember_refs(session: AsyncSession, inbound: Inbound, conv_id: str) -> None:
         """Record this item's own id so later replies that reference it thread here."""
-        if inbound.channel not in (
-            ChannelKind.EMAIL,
-            ChannelKind.FAX,
-            ChannelKind.VOICE,
-            ChannelKind.SMS,
-            ChannelKind.WEBCHAT,
-        ):
-            return
-        exists = (
-            await session.execute(
-                select(ConversationRef.id).where(
-                    ConversationRef.channel == inbound.channel.value,
-                    ConversationRef.ref == inbound.external_id[:998],
-                )
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await session.execute(
+            insert(ConversationRef)
+            .values(
+                channel=inbound.channel.value,
+                ref=inbound.external_id[:998],
+                conversation_id=conv_id,
             )
-        ).first()
-        if exists is None:
-            session.add(
-                ConversationRef(
-                    channel=inbound.channel.value,
-                    ref=inbound.external_id[:998],
-                    conversation_id=conv_id,
-                )
-            )
+            .on_conflict_do_nothing(index_elements=["channel", "ref"])
+        )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hub.db.base import utcnow
 from hub.db.models import Conversation, Interaction
@@ -61,30 +62,104 @@ async def append(
     return row
 
 
-def interaction_dict(row: Interaction) -> dict[str, Any]:
-    """The API/socket shape of an interaction."""
+def interaction_values(
+    conversation_id: str,
+    seq: int,
+    *,
+    kind: InteractionKind,
+    direction: Direction,
+    channel: str,
+    actor_type: ActorType,
+    actor_id: str | None = None,
+    text: str = "",
+    html: str | None = None,
+    subject: str | None = None,
+    payload: dict[str, Any] | None = None,
+    external_id: str | None = None,
+    dedupe_key: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """One entry as column values, for batch writers that allocated ``seq`` themselves (with
+    an atomic ``interaction_count`` increment, or 1.. on a conversation they just inserted)."""
     return {
-        "id": row.id,
-        "seq": row.seq,
-        "conversation_id": row.conversation_id,
-        "kind": row.kind,
-        "direction": row.direction,
-        "channel": row.channel,
-        "actor": {"type": row.actor_type, "id": row.actor_id},
-        "text": row.text,
-        "html": row.html,
-        "subject": row.subject,
-        "payload": row.payload,
-        "external_id": row.external_id,
-        "created_at": row.created_at.isoformat(),
+        "id": new_id("interaction"),
+        "seq": seq,
+        "conversation_id": conversation_id,
+        "kind": kind.value,
+        "direction": direction.value,
+        "channel": channel,
+        "actor_type": actor_type.value,
+        "actor_id": actor_id,
+        "text": text,
+        "html": html,
+        "subject": subject,
+        "payload": payload or {},
+        "external_id": external_id,
+        "dedupe_key": dedupe_key,
+        "created_at": at or utcnow(),
+    }
+
+
+async def insert_interactions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many entries in one executemany (Core: no unit-of-work bookkeeping per row)."""
+    if rows:
+        await conn.execute(insert(cast(Table, Interaction.__table__)), list(rows))
+
+
+def entry_dict(
+    values: Mapping[str, Any], attachments: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """The API/socket shape of an interaction given as column values."""
+    return {
+        "id": values["id"],
+        "seq": values["seq"],
+        "conversation_id": values["conversation_id"],
+        "kind": values["kind"],
+        "direction": values["direction"],
+        "channel": values["channel"],
+        "actor": {"type": values["actor_type"], "id": values["actor_id"]},
+        "text": values["text"],
+        "html": values["html"],
+        "subject": values["subject"],
+        "payload": values["payload"],
+        "external_id": values["external_id"],
+        "created_at": values["created_at"].isoformat(),
         "attachments": [
             {
-                "id": a.id,
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-                "sha256": a.sha256,
+                "id": a["id"],
+                "filename": a["filename"],
+                "content_type": a["content_type"],
+                "size": a["size"],
+                "sha256": a["sha256"],
             }
-            for a in (row.attachments if "attachments" in row.__dict__ else [])
+            for a in attachments
         ],
     }
+
+
+def interaction_dict(row: Interaction) -> dict[str, Any]:
+    """The API/socket shape of an interaction."""
+    attachments = row.attachments if "attachments" in row.__dict__ else []
+    return entry_dict(
+        {c: getattr(row, c) for c in _ENTRY_COLUMNS},
+        [{c: getattr(a, c) for c in _ATTACHMENT_COLUMNS} for a in attachments],
+    )
+
+
+_ENTRY_COLUMNS = (
+    "id",
+    "seq",
+    "conversation_id",
+    "kind",
+    "direction",
+    "channel",
+    "actor_type",
+    "actor_id",
+    "text",
+    "html",
+    "subject",
+    "payload",
+    "external_id",
+    "created_at",
+)
+_ATTACHMENT_COLUMNS = ("id", "filename", "content_type", "size", "sha256")

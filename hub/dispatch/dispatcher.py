@@ -14,6 +14,11 @@ real:
 - **Serial.** Every input goes through one lock: the router sees one event at a time, and the
   commands of one input are executed in one DB transaction, then their events are published.
   Commands carry the router's reasons, which are written to the conversation's log.
+- **Bursts.** Conversation changes published together (a batch of ingests) are handled together:
+  one transaction reads the conversations, the router gets the changes in arrival order, and
+  its commands are executed in that same transaction (new offers with a fixed number of
+  statements, :func:`hub.dispatch.executor.execute`). Each publisher still returns only after
+  its change was routed, executed and the resulting events published.
 - **The DB is the truth.** If executing commands fails, the router is rebuilt from the DB, so the
   two never drift. On start the router is rebuilt the same way: queues, logged-in agents, open
   assignments, live offers (kept with their original expiry, not re-sent), then queued work in
@@ -33,11 +38,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from hub.batching import Batcher
 from hub.db.base import utcnow
 from hub.db.models import Agent, Assignment, Conversation, Offer, Queue
 from hub.dispatch.executor import execute
@@ -59,6 +66,26 @@ SNAPSHOT_EVERY_S = 2.0
 RECONNECT_GRACE_S = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Change:
+    name: str
+    conv_id: str
+
+
+def _distinct_runs(changes: list[_Change]) -> list[list[_Change]]:
+    """Split so that no run names a conversation twice: within a run the router's view of each
+    conversation is the one before the run, as it would be one change at a time."""
+    runs: list[list[_Change]] = [[]]
+    seen: set[str] = set()
+    for c in changes:
+        if c.conv_id in seen:
+            runs.append([])
+            seen.clear()
+        runs[-1].append(c)
+        seen.add(c.conv_id)
+    return runs
+
+
 class Dispatcher:
     def __init__(self, services: Services, clock: Callable[[], float] = time.time) -> None:
         self.services = services
@@ -72,6 +99,7 @@ class Dispatcher:
         self._sockets: dict[str, int] = {}
         self._check_connections_at: float | None = None
         self._last_snapshot: Any = None
+        self._changes = Batcher(self._handle_changes)
 
     # ---- rebuilding ----------------------------------------------------------------------
 
@@ -197,7 +225,7 @@ class Dispatcher:
         async with self._lock:
             return await self._feed_unlocked(events)
 
-    async def _feed_unlocked(self, events: list[rev.Event]) -> list[str]:
+    def _decide(self, events: list[rev.Event]) -> list[Any]:
         commands = []
         for ev in events:
             try:
@@ -205,6 +233,10 @@ class Dispatcher:
             except RoutingError as exc:
                 log.warning("router refused %s: %s", type(ev).__name__, exc)
         self._wake.set()
+        return commands
+
+    async def _feed_unlocked(self, events: list[rev.Event]) -> list[str]:
+        commands = self._decide(events)
         if not commands:
             return []
         try:
@@ -232,9 +264,56 @@ class Dispatcher:
             )
 
     async def _conversation_changed(self, name: str, conv_id: str) -> None:
+        """Handle a committed conversation change (returns once it is routed and executed).
+
+        Changes that arrive together (a batch of ingests publishing at once) are handled
+        together (:class:`hub.batching.Batcher`): one read of the conversations, one router
+        pass, one transaction for the commands. The router sees the changes in arrival order,
+        exactly as if they had come one at a time.
+        """
+        await self._changes.submit(_Change(name, conv_id))
+
+    async def _handle_changes(self, batch: list[_Change]) -> list[BaseException | None]:
         async with self._lock:
-            now = self.clock()
-            feed: list[rev.Event] = []
+            for run in _distinct_runs(batch):
+                await self._apply_changes(run)
+        return [None] * len(batch)
+
+    async def _apply_changes(self, changes: list[_Change]) -> None:
+        """Read the conversations, feed the router and execute its commands in ONE transaction
+        (a burst costs a handful of statements); rebuild from the DB if execution fails."""
+        now = self.clock()
+        commands: list[Any] = []
+        bus_events: list[Event] = []
+        try:
+            async with self.services.sessions() as session, session.begin():
+                feed = await self._change_events(session, changes, now)
+                commands = self._decide(feed)
+                if commands:
+                    bus_events, _ = await execute(session, commands)
+        except Exception:
+            if not commands:
+                raise  # failed before the router decided anything: nothing to undo
+            log.exception(
+                "executing %d router commands failed; rebuilding from the DB", len(commands)
+            )
+            await self.rebuild()
+            return
+        await self.services.bus.publish(bus_events)
+
+    async def _change_events(
+        self, session: Any, changes: list[_Change], now: float
+    ) -> list[rev.Event]:
+        ids = [c.conv_id for c in changes]
+        convs = {
+            conv.id: conv
+            for conv in (
+                await session.execute(select(Conversation).where(Conversation.id.in_(ids)))
+            ).scalars()
+        }
+        feed: list[rev.Event] = []
+        for change in changes:
+            name, conv_id = change.name, change.conv_id
             view = self.router.work(conv_id)
             if view is not None:
                 feed.append(
@@ -242,18 +321,14 @@ class Dispatcher:
                     if view.status == "assigned"
                     else rev.WorkWithdrawn(conv_id, now, reason=name.split(".")[1])
                 )
-            async with self.services.sessions() as session:
-                conv = await session.get(Conversation, conv_id)
-                if conv is None or conv.queue_id not in self._queues:
-                    await self._feed_unlocked(feed)
-                    return
-                if name == "conversation.queued" and conv.status == ConversationStatus.QUEUED:
-                    feed.append(
-                        rev.WorkQueued(await self._work_with_preference(session, conv), now)
-                    )
-                elif name == "conversation.assigned" and conv.assignee_id in self._profiles:
-                    feed.append(rev.AssignmentRestored(self._work(conv), conv.assignee_id, now))
-            await self._feed_unlocked(feed)
+            conv = convs.get(conv_id)
+            if conv is None or conv.queue_id not in self._queues:
+                continue
+            if name == "conversation.queued" and conv.status == ConversationStatus.QUEUED:
+                feed.append(rev.WorkQueued(await self._work_with_preference(session, conv), now))
+            elif name == "conversation.assigned" and conv.assignee_id in self._profiles:
+                feed.append(rev.AssignmentRestored(self._work(conv), conv.assignee_id, now))
+        return feed
 
     async def _presence_changed(self, agent_id: str, presence: str, reason: str) -> None:
         async with self._lock:

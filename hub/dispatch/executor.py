@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, insert, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.actions.log import append
+from hub.actions.log import append, insert_interactions, interaction_values
 from hub.db.base import utcnow
 from hub.db.models import Agent, Assignment, Conversation, Offer
 from hub.dispatch.mapping import base_queue_id
@@ -96,8 +97,96 @@ async def _log(
     )
 
 
+def _offer_event(cmd: SendOffer, conv: Conversation | Row[Any], why: dict[str, Any]) -> Event:
+    return Event(
+        "offer",
+        {
+            "offer_id": cmd.offer_id,
+            "conversation_id": conv.id,
+            "channel": conv.channel,
+            "queue_id": conv.queue_id,
+            "subject": conv.subject,
+            "priority": conv.priority,
+            "expires_at": _ts(cmd.expires_at).isoformat(),
+            "reason": why,
+        },
+        rooms=(f"agent:{cmd.agent_id}",),
+        meta=SOURCE,
+    )
+
+
+def _only_offers(commands: list[Command]) -> list[SendOffer] | None:
+    """The offers, when ``commands`` are just offers (and refusals) on distinct conversations."""
+    offers = [c for c in commands if isinstance(c, SendOffer)]
+    if not offers or any(not isinstance(c, SendOffer | Rejected) for c in commands):
+        return None
+    return offers if len({o.work_id for o in offers}) == len(offers) else None
+
+
+async def _send_offers(
+    session: AsyncSession, offers: list[SendOffer], rejected: list[str]
+) -> tuple[list[Event], list[str]]:
+    """The hot path (new work meets ready agents): a fixed number of statements for any number
+    of offers. One ``UPDATE ... RETURNING`` marks the conversations offered and takes each one's
+    next ``seq`` atomically (as :func:`hub.actions.log.append` does), then one executemany each
+    for the offers and their log entries."""
+    conn = await session.connection()
+    table = cast(Table, Conversation.__table__)
+    c = table.c
+    rows = await conn.execute(
+        update(table)
+        .where(c.id.in_([o.work_id for o in offers]))
+        .values(status=ConversationStatus.OFFERED.value, interaction_count=c.interaction_count + 1)
+        .returning(c.id, c.interaction_count, c.channel, c.queue_id, c.subject, c.priority)
+    )
+    convs = {r.id: r for r in rows}
+    now = utcnow()
+    offer_rows: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    events: list[Event] = []
+    for cmd in offers:
+        conv = convs.get(cmd.work_id)
+        if conv is None:
+            log.warning("router command for unknown conversation %s ignored", cmd.work_id)
+            continue
+        why = reason_dict(cmd.reason)
+        offer_rows.append(
+            {
+                "id": cmd.offer_id,
+                "conversation_id": conv.id,
+                "agent_id": cmd.agent_id,
+                "status": OfferStatus.PENDING.value,
+                "created_at": now,
+                "expires_at": _ts(cmd.expires_at),
+                "decided_at": None,
+                "reason": why,
+            }
+        )
+        entries.append(
+            interaction_values(
+                conv.id,
+                conv.interaction_count,
+                kind=InteractionKind.OFFER,
+                direction=Direction.INTERNAL,
+                channel=conv.channel,
+                actor_type=ActorType.SYSTEM,
+                payload={"offer_id": cmd.offer_id, "agent_id": cmd.agent_id, "reason": why},
+                at=now,
+            )
+        )
+        events.append(_offer_event(cmd, conv, why))
+    if offer_rows:
+        await conn.execute(insert(cast(Table, Offer.__table__)), offer_rows)
+        await insert_interactions(conn, entries)
+    return events, rejected
+
+
 async def execute(session: AsyncSession, commands: list[Command]) -> tuple[list[Event], list[str]]:
     """Apply ``commands``; return the events to publish after commit and rejected offer ids."""
+    offers = _only_offers(commands)
+    if offers is not None:
+        rejected_ids = [c.offer_id for c in commands if isinstance(c, Rejected)]
+        return await _send_offers(session, offers, rejected_ids)
     events: list[Event] = []
     rejected: list[str] = []
     for cmd in commands:
@@ -146,23 +235,7 @@ async def execute(session: AsyncSession, commands: list[Command]) -> tuple[list[
                 InteractionKind.OFFER,
                 {"offer_id": cmd.offer_id, "agent_id": cmd.agent_id, "reason": why},
             )
-            events.append(
-                Event(
-                    "offer",
-                    {
-                        "offer_id": cmd.offer_id,
-                        "conversation_id": conv.id,
-                        "channel": conv.channel,
-                        "queue_id": conv.queue_id,
-                        "subject": conv.subject,
-                        "priority": conv.priority,
-                        "expires_at": _ts(cmd.expires_at).isoformat(),
-                        "reason": why,
-                    },
-                    rooms=(f"agent:{cmd.agent_id}",),
-                    meta=SOURCE,
-                )
-            )
+            events.append(_offer_event(cmd, conv, why))
         elif isinstance(cmd, RevokeOffer):
             expired = "expire" in cmd.reason.rule
             await session.execute(

@@ -1,0 +1,68 @@
+"""The group-commit primitive on its own: grouping, per-item errors, whole-batch failure."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hub.batching import Batcher
+
+
+async def test_concurrent_submits_form_one_batch_and_a_late_one_the_next() -> None:
+    seen: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def handle(items: list[int]) -> list[BaseException | None]:
+        seen.append(items)
+        await gate.wait()
+        return [None] * len(items)
+
+    batcher: Batcher[int] = Batcher(handle)
+    first = [asyncio.create_task(batcher.submit(n)) for n in range(5)]
+    await asyncio.sleep(0.01)  # the first batch is being handled now
+    late = asyncio.create_task(batcher.submit(99))
+    await asyncio.sleep(0.01)
+    assert seen == [[0, 1, 2, 3, 4]] and not late.done()
+    gate.set()
+    await asyncio.gather(*first, late)
+    assert seen == [[0, 1, 2, 3, 4], [99]]
+
+
+async def test_each_caller_gets_only_its_own_error() -> None:
+    async def handle(items: list[int]) -> list[BaseException | None]:
+        return [ValueError(n) if n % 2 else None for n in items]
+
+    batcher: Batcher[int] = Batcher(handle)
+    results = await asyncio.gather(*(batcher.submit(n) for n in range(4)), return_exceptions=True)
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError) and isinstance(results[3], ValueError)
+
+
+async def test_a_failing_handler_fails_its_batch_and_the_next_batch_still_runs() -> None:
+    calls = 0
+
+    async def handle(items: list[int]) -> list[BaseException | None]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("db down")
+        return [None] * len(items)
+
+    batcher: Batcher[int] = Batcher(handle)
+    with pytest.raises(RuntimeError):
+        await asyncio.gather(batcher.submit(1), batcher.submit(2))
+    await batcher.submit(3)  # a new worker picks up later work
+    assert calls == 2
+
+
+async def test_max_batch_splits_a_large_burst() -> None:
+    sizes: list[int] = []
+
+    async def handle(items: list[int]) -> list[BaseException | None]:
+        sizes.append(len(items))
+        return [None] * len(items)
+
+    batcher: Batcher[int] = Batcher(handle, max_batch=4)
+    await asyncio.gather(*(batcher.submit(n) for n in range(10)))
+    assert sizes == [4, 4, 2]

@@ -1,0 +1,302 @@
+"""Group commit keeps ingest's and the dispatcher's guarantees when many items arrive at once.
+
+Concurrent ingests are written in one transaction (hub.actions.intake_batch) and the dispatcher
+handles their ``conversation.queued`` events together (one router pass, one transaction). These
+tests drive real bursts on SQLite and PostgreSQL and check what must not change: one stored
+message per delivery key, one contact per address, gap-free ``seq``, events only after commit,
+offers persisted before they are emitted, one caller's bad item failing only that caller, and
+the router rebuilt from the DB when a batch's commands fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+import hub.actions.ingest as ingest_mod
+import hub.dispatch.executor as executor_mod
+from channels.base import ChannelKind
+from hub.actions import intake_batch
+from hub.actions.log import append
+from hub.app import create_app
+from hub.config import apply_config, parse_config
+from hub.db.models import Agent, Contact, Conversation, Interaction, Offer
+from hub.domain import ActorType, Direction, InteractionKind
+from hub.events import Event
+from tests.conftest import Db
+from tests.hub.helpers import inbound
+from tests.hub.test_ingest import make_ingestor
+
+
+def spy_batches(monkeypatch: pytest.MonkeyPatch, *, attempts: bool = False) -> list[int]:
+    """Record the size of every batch ingest wrote together (or, with ``attempts``, tried to):
+    proves the burst was grouped, and not silently saved by the one-by-one fallback."""
+    sizes: list[int] = []
+    real = intake_batch.ingest_batch
+
+    async def spy(conn: Any, items: list[Any], **kw: Any) -> None:
+        if attempts:
+            sizes.append(len(items))
+        await real(conn, items, **kw)
+        if not attempts:
+            sizes.append(len(items))
+
+    monkeypatch.setattr(ingest_mod, "ingest_batch", spy)
+    return sizes
+
+
+async def seqs(db: Db, conversation_id: str) -> list[int]:
+    async with db.sessions() as s:
+        rows = await s.execute(
+            select(Interaction.seq)
+            .where(Interaction.conversation_id == conversation_id)
+            .order_by(Interaction.seq)
+        )
+        return [int(x) for x in rows.scalars()]
+
+
+async def test_concurrent_duplicates_in_one_batch_are_stored_once(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = spy_batches(monkeypatch)
+    ingest, bus, _ = make_ingestor(db)
+    msgs = [inbound(ChannelKind.SMS, f"+1415555{n:04d}", f"dup-{n}") for n in range(5)]
+    receipts = await asyncio.gather(*(ingest(m) for m in msgs * 4))
+    assert max(sizes) > 1  # the burst really was written as a group
+    by_key: dict[str, list[Any]] = {}
+    for msg, r in zip(msgs * 4, receipts, strict=True):
+        by_key.setdefault(msg.external_id, []).append(r)
+    for rs in by_key.values():
+        assert sum(r.created for r in rs) == 1
+        assert len({(r.interaction_id, r.conversation_id, r.contact_id) for r in rs}) == 1
+    async with db.sessions() as s:
+        stored = (await s.execute(select(func.count()).select_from(Interaction))).scalar_one()
+    assert stored == 5
+    assert Counter(bus.names())["conversation.queued"] == 5
+
+
+async def test_one_new_address_in_a_batch_is_one_contact_and_one_gapless_thread(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = spy_batches(monkeypatch)
+    ingest, bus, _ = make_ingestor(db)
+    msgs = [inbound(ChannelKind.SMS, "+14155550199", f"burst-{n}", f"part {n}") for n in range(8)]
+    receipts = await asyncio.gather(*(ingest(m) for m in msgs))
+    assert max(sizes) > 1
+    assert all(r.created for r in receipts)
+    assert len({r.contact_id for r in receipts}) == 1
+    assert len({r.conversation_id for r in receipts}) == 1  # the open case is continued
+    assert await seqs(db, receipts[0].conversation_id) == list(range(1, 9))
+    async with db.sessions() as s:
+        assert (await s.execute(select(func.count()).select_from(Contact))).scalar_one() == 1
+    names = Counter(bus.names())
+    assert names["contact.created"] == 1 and names["conversation.queued"] == 1
+    created = [e.data["seq"] for e in bus.seen if e.name == "interaction.created"]
+    assert sorted(created) == list(range(1, 9))
+
+
+async def test_seq_stays_gapless_when_a_batch_meets_other_writers(db: Db) -> None:
+    ingest, _, _ = make_ingestor(db)
+    first = await ingest(inbound(ChannelKind.SMS, "+14155550142", "first"))
+    conv_id = first.conversation_id
+
+    async def note(n: int) -> None:  # another action appending to the same log meanwhile
+        async with db.sessions() as s, s.begin():
+            await append(
+                s,
+                conv_id,
+                kind=InteractionKind.NOTE,
+                direction=Direction.INTERNAL,
+                channel="sms",
+                actor_type=ActorType.SYSTEM,
+                text=f"note {n}",
+            )
+
+    burst = [ingest(inbound(ChannelKind.SMS, "+14155550142", f"more-{n}")) for n in range(6)]
+    await asyncio.gather(*burst, *(note(n) for n in range(4)))
+    assert await seqs(db, conv_id) == list(range(1, 12))
+
+
+async def test_events_are_published_after_the_batch_committed(db: Db) -> None:
+    ingest, bus, _ = make_ingestor(db)
+    visible: list[bool] = []
+
+    async def check(event: Event) -> None:
+        if event.name == "interaction.created":
+            async with db.sessions() as s:  # another connection: sees only committed rows
+                visible.append(await s.get(Interaction, event.data["id"]) is not None)
+
+    bus.subscribe(check)
+    await asyncio.gather(
+        *(ingest(inbound(ChannelKind.SMS, f"+1415556{n:04d}", f"ev-{n}")) for n in range(6))
+    )
+    assert visible == [True] * 6
+
+
+async def test_a_bad_item_fails_only_its_own_caller(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = spy_batches(monkeypatch, attempts=True)
+    ingest, _, _ = make_ingestor(db)
+    good = [inbound(ChannelKind.SMS, f"+1415557{n:04d}", f"ok-{n}") for n in range(4)]
+    bad = inbound(ChannelKind.SMS, "+14155579999", "bad", metadata={"x": object()})  # not JSON
+    results = await asyncio.gather(
+        *(ingest(m) for m in [*good[:2], bad, *good[2:]]), return_exceptions=True
+    )
+    assert max(sizes) > 1
+    assert isinstance(results[2], Exception)
+    assert all(
+        not isinstance(r, BaseException) and r.created for i, r in enumerate(results) if i != 2
+    )
+    async with db.sessions() as s:
+        stored = (await s.execute(select(func.count()).select_from(Interaction))).scalar_one()
+    assert stored == 4
+
+
+CENTER_HEAD = """
+skills: [english]
+queues:
+  - name: general
+    required_skills: [{skill: english, min_level: 1}]
+    offer_ttl_s: 600
+channels:
+  - kind: sms
+    name: sms-line
+    address: "+14155550100"
+    queue: general
+agents:
+"""
+AGENT = """  - email: a{n}@t.test
+    name: A{n}
+    skills: {{english: 3}}
+    capacity: {{sms: 2}}
+"""
+
+
+async def burst_center(db: Db, agents: int) -> None:
+    text = CENTER_HEAD + "".join(AGENT.format(n=n) for n in range(agents))
+    await apply_config(db.sessions, parse_config(text), env={})
+    async with db.sessions() as s, s.begin():
+        for agent in (await s.execute(select(Agent))).scalars():
+            agent.presence = "ready"
+
+
+async def started(app: Any) -> Any:
+    dispatcher = app.services.extras["dispatcher"]
+    for _ in range(200):
+        if dispatcher.router.snapshot().agents_logged_in:
+            return dispatcher
+        await asyncio.sleep(0.05)
+    raise AssertionError("dispatcher did not start")
+
+
+async def test_burst_gets_one_persisted_offer_per_item_on_distinct_agents(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await burst_center(db, agents=8)
+    offer_batches: list[int] = []
+    real = executor_mod._send_offers
+
+    async def spy(session: Any, offers: list[Any], rejected: list[str]) -> Any:
+        offer_batches.append(len(offers))
+        return await real(session, offers, rejected)
+
+    monkeypatch.setattr(executor_mod, "_send_offers", spy)
+    app = create_app(db.settings)
+    async with app.lifespan():
+        await started(app)
+        persisted: list[bool] = []
+
+        async def on_offer(event: Event) -> None:
+            if event.name == "offer":
+                async with app.services.sessions() as s:
+                    persisted.append(await s.get(Offer, event.data["offer_id"]) is not None)
+
+        app.services.bus.subscribe(on_offer)
+        receipts = await asyncio.gather(
+            *(
+                app.services.ingestor(
+                    inbound(
+                        ChannelKind.SMS, f"+1415558{n:04d}", f"o-{n}", channel_id="+14155550100"
+                    )
+                )
+                for n in range(8)
+            )
+        )
+    assert max(offer_batches) > 1  # the dispatcher handled the burst as a group
+    assert persisted == [True] * 8
+    async with db.sessions() as s:
+        offers = list((await s.execute(select(Offer))).scalars())
+        statuses = {c.id: c.status for c in (await s.execute(select(Conversation))).scalars()}
+    assert sorted(o.conversation_id for o in offers) == sorted(r.conversation_id for r in receipts)
+    assert len({o.agent_id for o in offers}) == 8  # one live offer per agent
+    assert set(statuses.values()) == {"offered"}
+    for r in receipts:
+        assert await seqs(db, r.conversation_id) == [1, 2]  # message, then the offer
+
+
+async def test_failed_batch_execution_rebuilds_router_and_still_offers_everything(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await burst_center(db, agents=6)
+    real = executor_mod._send_offers
+    failures = [RuntimeError("db went away mid-batch")]
+
+    async def flaky(session: Any, offers: list[Any], rejected: list[str]) -> Any:
+        if failures and len(offers) > 1:
+            raise failures.pop()
+        return await real(session, offers, rejected)
+
+    monkeypatch.setattr(executor_mod, "_send_offers", flaky)
+    app = create_app(db.settings)
+    async with app.lifespan():
+        dispatcher = await started(app)
+        receipts = await asyncio.gather(
+            *(
+                app.services.ingestor(
+                    inbound(
+                        ChannelKind.SMS, f"+1415559{n:04d}", f"f-{n}", channel_id="+14155550100"
+                    )
+                )
+                for n in range(6)
+            )
+        )
+        assert not failures  # the failing batch happened
+        assert dispatcher.router.snapshot().live_offers == 6
+    async with db.sessions() as s:
+        offers = list((await s.execute(select(Offer))).scalars())
+    assert sorted(o.conversation_id for o in offers) == sorted(r.conversation_id for r in receipts)
+    for r in receipts:
+        assert await seqs(db, r.conversation_id) == [1, 2]  # nothing half-written survived
+
+
+async def test_a_burst_mixing_replies_duplicates_and_new_mail_threads_like_one_by_one(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = spy_batches(monkeypatch)
+    ingest, _, _ = make_ingestor(db)
+    first = inbound(ChannelKind.EMAIL, "ann@example.com", "<a1@example.com>", "help")
+    root = await ingest(first)
+    reply = inbound(
+        ChannelKind.EMAIL,
+        "bob@example.com",  # another sender: only the reference can thread it there
+        "<b1@example.com>",
+        "me too",
+        thread_refs=("<a1@example.com>",),
+    )
+    fresh = [
+        inbound(ChannelKind.EMAIL, f"c{n}@example.com", f"<c{n}@example.com>") for n in range(3)
+    ]
+    again = inbound(ChannelKind.EMAIL, "ann@example.com", "<a2@example.com>", "anyone?")
+    results = await asyncio.gather(*(ingest(m) for m in [first, reply, *fresh, again]))
+    assert max(sizes) > 1
+    dup, threaded, *new, continued = results
+    assert not dup.created and dup.interaction_id == root.interaction_id
+    assert threaded.conversation_id == root.conversation_id
+    assert continued.conversation_id == root.conversation_id
+    assert len({r.conversation_id for r in new}) == 3
+    assert await seqs(db, root.conversation_id) == [1, 2, 3]
