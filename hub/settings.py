@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
@@ -50,6 +51,7 @@ class Settings:
     log_level: str = "INFO"
     public_url: str = ""  # how browsers reach the hub; default http://host:port
     default_region: str = "US"  # for phone numbers written without a country code
+    timezone: str = "UTC"  # the center's day: "service level today" restarts at its midnight
     max_body_bytes: int = 1_048_576
     session_ttl_s: int = 12 * 3600
     login_attempts_per_minute: int = 10
@@ -113,6 +115,12 @@ class Settings:
                 values[name] = _int(var, raw, 1, 10_000)
             elif name in {"cookie_secure", "run_channels", "dispatcher"}:
                 values[name] = _bool(var, raw)
+            elif name == "timezone":
+                try:
+                    ZoneInfo(raw)
+                except (ZoneInfoNotFoundError, ValueError):
+                    raise SettingsError(f"{var}: unknown time zone {raw!r}") from None
+                values[name] = raw
             elif name == "log_level":
                 level = raw.upper()
                 if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

@@ -39,8 +39,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -84,6 +85,13 @@ def _distinct_runs(changes: list[_Change]) -> list[list[_Change]]:
         runs[-1].append(c)
         seen.add(c.conv_id)
     return runs
+
+
+def next_midnight(now: float, tz: ZoneInfo) -> float:
+    """The Unix time of the next local midnight after ``now`` (correct across DST changes)."""
+    local = datetime.fromtimestamp(now, tz)
+    tomorrow = (local + timedelta(days=1)).date()
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=tz).timestamp()
 
 
 class Dispatcher:
@@ -391,14 +399,22 @@ class Dispatcher:
 
     async def run(self) -> None:
         await self.rebuild()
+        tz = ZoneInfo(self.services.settings.timezone)
         next_refresh = self.clock() + CONFIG_REFRESH_S
         next_snapshot = self.clock()
+        next_reset = next_midnight(self.clock(), tz)
         while True:
             now = self.clock()
             deadline = self.router.next_deadline()
             wake_at = min(
                 x
-                for x in (deadline, next_refresh, next_snapshot, self._check_connections_at)
+                for x in (
+                    deadline,
+                    next_refresh,
+                    next_snapshot,
+                    next_reset,
+                    self._check_connections_at,
+                )
                 if x is not None
             )
             self._wake.clear()
@@ -415,6 +431,9 @@ class Dispatcher:
             if now >= next_refresh:
                 next_refresh = now + CONFIG_REFRESH_S
                 await self.refresh_config()
+            if now >= next_reset:  # "service level today" starts again
+                next_reset = next_midnight(now, tz)
+                await self.feed([rev.ServiceLevelReset(now)])
             if now >= next_snapshot:
                 next_snapshot = now + SNAPSHOT_EVERY_S
                 await self._publish_snapshot()

@@ -270,3 +270,21 @@ async def test_restart_requeues_offer_that_expired_while_down(db: Db) -> None:
             await asyncio.sleep(0.05)
         assert offers[first["offer_id"]] == "expired"
         assert len(offers) >= 2  # offered again after the restart, nothing lost
+
+
+def test_service_level_day_ends_at_local_midnight_across_dst() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from hub.dispatch.dispatcher import next_midnight
+
+    paris = ZoneInfo("Europe/Paris")
+    # the night clocks go forward (2026-03-29): the day is 23 hours long
+    before = datetime(2026, 3, 28, 23, 30, tzinfo=paris).timestamp()
+    assert datetime.fromtimestamp(next_midnight(before, paris), paris) == datetime(
+        2026, 3, 29, 0, 0, tzinfo=paris
+    )
+    day = next_midnight(datetime(2026, 3, 29, 0, 0, 1, tzinfo=paris).timestamp(), paris)
+    assert day - datetime(2026, 3, 29, 0, 0, tzinfo=paris).timestamp() == 23 * 3600
+    exactly = datetime(2026, 6, 1, 0, 0, tzinfo=ZoneInfo("UTC")).timestamp()
+    assert next_midnight(exactly, ZoneInfo("UTC")) == exactly + 86400  # strictly after
