@@ -69,15 +69,19 @@ def _fields(raw: Any, where: str) -> tuple[FormField, ...]:
     return tuple(out)
 
 
-def site_config(row: ChannelInstance) -> SiteConfig:
-    """A channel row's widget settings; raises ValueError naming the bad key."""
+def site_config(row: ChannelInstance, own_origin: str | None = None) -> SiteConfig:
+    """A channel row's widget settings; raises ValueError naming the bad key. ``own_origin``
+    (the hub's public URL) is always allowed, so the hub's own pages can embed the widget."""
     cfg: Mapping[str, Any] = row.config or {}
     kwargs: dict[str, Any] = {
         "site_key": row.address,
         "name": str(cfg.get("title") or cfg.get("name") or row.name),
     }
     if "allowed_origins" in cfg:
-        kwargs["allowed_origins"] = tuple(str(o) for o in cfg["allowed_origins"])
+        origins = [str(o) for o in cfg["allowed_origins"]]
+        if own_origin and own_origin not in origins:
+            origins.append(own_origin)
+        kwargs["allowed_origins"] = tuple(origins)
     for key in ("require_origin",):
         if key in cfg:
             kwargs[key] = bool(cfg[key])
@@ -124,7 +128,8 @@ class DbSites:
             cache: dict[str, SiteConfig | None] = {}
             for row in rows:
                 try:
-                    cache[row.address] = site_config(row)
+                    own = self._ctx.settings.effective_public_url
+                    cache[row.address] = site_config(row, own)
                 except (ValueError, KeyError, TypeError) as exc:
                     log.error("webchat site %s has invalid config: %s", row.name, exc)
                     cache[row.address] = None

@@ -115,3 +115,20 @@ async def test_visitor_chat_reaches_agent_and_back(db: Db) -> None:
             ).json()["items"]
         sent = [i for i in timeline if i["direction"] == "outbound"]
         assert sent[0]["delivery"]["status"] == "sent"
+
+
+def test_hub_origin_is_always_allowed_but_others_are_not() -> None:
+    from hub.db.models import ChannelInstance
+    from hub.wiring.webchat import site_config
+
+    row = ChannelInstance(
+        id="ch_x",
+        kind="webchat",
+        name="site",
+        address="k",
+        config={"allowed_origins": ["https://shop.example"]},
+    )
+    site = site_config(row, "http://hub.internal:9000")
+    assert site.origin_allowed("https://shop.example")
+    assert site.origin_allowed("http://hub.internal:9000")  # the hub's own demo page
+    assert not site.origin_allowed("https://evil.example")
