@@ -56,6 +56,10 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/service_level.py
 	$(BIN)/python bench/search.py --docs 100000
+	$(BIN)/python bench/search_api.py
+	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/chat.py
+	$(BIN)/python bench/email_ingest.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
