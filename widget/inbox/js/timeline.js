@@ -79,7 +79,7 @@ function bubble(ix, ctx) {
     "li",
     { class: `item bubble ${outbound ? "out" : "in"} ch-${ix.channel}` },
     meta,
-    h("div", { class: "text" }, ix.text),
+    ix.text ? h("div", { class: "text" }, ix.text) : null, // attachment-only: no empty bubble
     attachmentList(ix),
   );
 }
