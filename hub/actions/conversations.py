@@ -48,7 +48,8 @@ ADDRESS_KIND_FOR_CHANNEL = {
 }
 
 
-def _rooms(conv: Conversation) -> tuple[str, ...]:
+def conversation_rooms(conv: Conversation) -> tuple[str, ...]:
+    """Who sees a change to ``conv`` live: its timeline, its queue, its assignee."""
     rooms = [f"conversation:{conv.id}", f"queue:{conv.queue_id}"]
     if conv.assignee_id:
         rooms.append(f"agent:{conv.assignee_id}")
@@ -65,7 +66,7 @@ def conversation_event(name: str, conv: Conversation, **extra: Any) -> Event:
             "assignee_id": conv.assignee_id,
             **extra,
         },
-        rooms=_rooms(conv),
+        rooms=conversation_rooms(conv),
     )
 
 
@@ -175,7 +176,7 @@ async def do_reply(
     await session.flush()
     await session.refresh(row, ["attachments"])
     return row, [
-        Event("interaction.created", interaction_dict(row), rooms=_rooms(conv)),
+        Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv)),
         Event("delivery.queued", {"interaction_id": row.id}),
     ]
 
@@ -196,7 +197,9 @@ async def do_note(
     )
     await session.flush()
     await session.refresh(row, ["attachments"])
-    return row, [Event("interaction.created", interaction_dict(row), rooms=_rooms(conv))]
+    return row, [
+        Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv))
+    ]
 
 
 async def _end_assignment(session: AsyncSession, conv: Conversation, reason: str) -> None:
@@ -225,7 +228,7 @@ async def _status(
         actor_id=who.agent_id or who.user_id,
         payload={"status": status.value, **payload},
     )
-    return Event("interaction.created", interaction_dict(row), rooms=_rooms(conv))
+    return Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv))
 
 
 async def do_resolve(session: AsyncSession, who: Principal, conv: Conversation) -> list[Event]:
@@ -299,7 +302,7 @@ async def do_transfer(
     )
     name = "conversation.assigned" if agent_id else "conversation.queued"
     return [
-        Event("interaction.created", interaction_dict(row), rooms=_rooms(conv)),
+        Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv)),
         conversation_event("conversation.transferred", conv, previous=previous),
         conversation_event(name, conv),
     ]

@@ -14,6 +14,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.actions.conversations import conversation_rooms
 from hub.actions.log import append, insert_interactions, interaction_values
 from hub.db.base import utcnow
 from hub.db.models import Agent, Assignment, Conversation, Offer
@@ -61,9 +62,7 @@ def _ts(value: float) -> datetime:
 
 
 def _conv_event(name: str, conv: Conversation, **extra: Any) -> Event:
-    rooms = [f"conversation:{conv.id}", f"queue:{conv.queue_id}"]
-    if conv.assignee_id:
-        rooms.append(f"agent:{conv.assignee_id}")
+    rooms = conversation_rooms(conv)
     return Event(
         name,
         {
@@ -73,7 +72,7 @@ def _conv_event(name: str, conv: Conversation, **extra: Any) -> Event:
             "assignee_id": conv.assignee_id,
             **extra,
         },
-        rooms=tuple(rooms),
+        rooms=rooms,
         meta=SOURCE,
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.actions.conversations import conversation_event
+from hub.actions.conversations import conversation_event, conversation_rooms
 from hub.actions.log import append, interaction_dict
 from hub.db.base import utcnow
 from hub.db.models import Assignment, Conversation, Interaction
@@ -37,13 +37,6 @@ async def call_id_of(session: AsyncSession, conversation_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def _rooms(conv: Conversation) -> tuple[str, ...]:
-    rooms = [f"conversation:{conv.id}", f"queue:{conv.queue_id}"]
-    if conv.assignee_id:
-        rooms.append(f"agent:{conv.assignee_id}")
-    return tuple(rooms)
-
-
 async def record_call_event(
     session: AsyncSession,
     conv: Conversation,
@@ -64,7 +57,7 @@ async def record_call_event(
         payload={"call": call},
     )
     await session.flush()
-    return Event("interaction.created", interaction_dict(row), rooms=_rooms(conv))
+    return Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv))
 
 
 async def resolve_ended_call(
@@ -100,6 +93,6 @@ async def resolve_ended_call(
     )
     await session.flush()
     return [
-        Event("interaction.created", interaction_dict(row), rooms=_rooms(conv)),
+        Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv)),
         conversation_event("conversation.resolved", conv, previous_assignee=previous),
     ]
