@@ -207,15 +207,17 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         )
         host.channels.update(channels or {})
         services.extras["channel_host"] = host
-        await host.start()
+        if settings.run_channels:  # off: an API-only process (channels run elsewhere)
+            await host.start()
         delivery = DeliveryWorker(services, host.channels)
         bus.subscribe(delivery.on_event)
         services.extras["delivery"] = delivery
         tasks = [asyncio.create_task(supervise("delivery", delivery.run))]
-        dispatcher = Dispatcher(services)
-        services.extras["dispatcher"] = dispatcher
-        bus.subscribe(dispatcher.on_event)
-        tasks.append(asyncio.create_task(supervise("dispatcher", dispatcher.run)))
+        if settings.dispatcher:  # exactly one process of a deployment may route
+            dispatcher = Dispatcher(services)
+            services.extras["dispatcher"] = dispatcher
+            bus.subscribe(dispatcher.on_event)
+            tasks.append(asyncio.create_task(supervise("dispatcher", dispatcher.run)))
         search = SearchService(settings, sessions, bus, media)
         services.extras["search"] = search
         await search.start(supervise)

@@ -244,3 +244,11 @@ async def test_agent_socket_refuses_cookie_from_foreign_origin(db: Db) -> None:
         )
         assert own.connected
         await own.disconnect()
+
+
+async def test_api_only_process_runs_no_router_and_says_so(db: Db) -> None:
+    async with running_hub(db, dispatcher=False, run_channels=False) as hub:
+        assert "dispatcher" not in hub.services.extras
+        async with hub.client(Role.AGENT) as agent:
+            r = await agent.post("/api/offers/of_x/accept")
+        assert r.status_code == 503 and r.json()["code"] == "routing_unavailable"
