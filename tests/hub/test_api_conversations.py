@@ -15,7 +15,10 @@ from tests.hub.server import running_hub
 
 
 class OutboxChannel:
-    """A real in-process channel instance that accepts sends (fails the first N on request)."""
+    """A stand-in channel for testing the delivery worker's own logic (retries, status, threading
+    refs); it fails the first N sends on request. The real adapters are tested end to end through
+    the hub against their servers (test_sms_hub, test_email_hub, test_webchat_hub,
+    test_voice_hub)."""
 
     kind = ChannelKind.SMS
     channel_id = "+15550001111"
