@@ -10,12 +10,14 @@ reads by UID: the pair (UIDVALIDITY, last UID) is persisted through the hub's
 committed message was and a UIDVALIDITY change triggers a resync of unseen mail. Messages are
 fetched in batches bounded by count and bytes with ``BODY.PEEK[]`` (reading marks nothing;
 a mail too big to fetch is recorded from its headers), parsed by the pure
-:func:`~channels.email.parse.parse_email`, and handed one by one to the hub's sink; only after
-the sink returned (the ingest committed) is the message flagged ``\\Seen`` (or moved to the
-processed folder) and the UID recorded. A crash in between re-delivers; the hub dedupes on the
-Message-ID, so each mail is stored once. Mail that cannot be parsed (no usable sender, absurd
-size) is moved to the quarantine folder and logged, never dropped; a sink failure stops the
-batch at that message and retries it after a backoff.
+:func:`~channels.email.parse.parse_email` (a backlog's batches in worker processes, see
+:mod:`~channels.email.parse_pool`, while the previous batch is being committed), and a whole
+batch is handed to the hub's sink at once (the hub group-commits it); only after the sink
+returned (the ingest committed) is the message flagged ``\\Seen`` (or moved to the processed
+folder, one STORE or MOVE per batch) and the UID recorded. A crash in between re-delivers;
+the hub dedupes on the Message-ID, so each mail is stored once. Mail that cannot be parsed
+(no usable sender, absurd size) is moved to the quarantine folder and logged, never dropped; a
+sink failure stops the batch at that message and retries it after a backoff.
 
 *Sending* (:meth:`EmailChannel.send`): the hub's outbox calls it per reply. The reply is
 composed with our own Message-ID (stable per outbox item, so retries are recognisable),
@@ -38,6 +40,7 @@ from channels.base import (
     ChannelKind,
     Inbound,
     Outbound,
+    ParseError,
     PermanentChannelError,
     SendResult,
     Sink,
@@ -46,6 +49,7 @@ from channels.email.compose import compose_reply, recipients_of
 from channels.email.config import EmailConfig
 from channels.email.imap import ImapSession
 from channels.email.parse import ParseOptions, parse_email
+from channels.email.parse_pool import default_workers, parse_many
 from channels.email.receiver import ImapReceiver
 from channels.email.smtp import smtp_send
 from channels.email.state import MailboxStateStore
@@ -67,13 +71,21 @@ class EmailChannel:
         self._parse_options: ParseOptions = dataclasses.replace(
             config.parse, our_addresses=frozenset(ours)
         )
-        self.receiver = ImapReceiver(config.channel_id, config.imap, state_store, self.parse)
+        self._workers = (default_workers() if config.parse_workers is None
+                         else config.parse_workers)
+        self.receiver = ImapReceiver(config.channel_id, config.imap, state_store, self.parse,
+                                     self.parse_batch)
 
     async def parse(self, raw: bytes) -> Inbound:
         """Parse one fetched mail (in a worker thread when it is large)."""
         if len(raw) > PARSE_IN_THREAD_BYTES:
             return await asyncio.to_thread(self._parse_sync, raw)
         return self._parse_sync(raw)
+
+    async def parse_batch(self, raws: list[bytes]) -> list[Inbound | ParseError]:
+        """Parse a fetched batch; a backlog's batches go to worker processes."""
+        return await parse_many(raws, self.channel_id, self.kind, self._parse_options,
+                                workers=self._workers)
 
     def _parse_sync(self, raw: bytes) -> Inbound:
         return parse_email(raw, channel_id=self.channel_id, channel=self.kind,

@@ -9,6 +9,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Literal
 
+from channels.email.oauth import OAuth2Config
 from channels.email.parse import ParseOptions
 
 Security = Literal["tls", "starttls", "none"]
@@ -18,18 +19,24 @@ Security = Literal["tls", "starttls", "none"]
 class ImapConfig:
     """How to read one mailbox.
 
-    ``security``: ``tls`` (implicit TLS, port 993) or ``none`` (plain, for loopback tests only;
-    aioimaplib has no STARTTLS). ``after_ingest``: flag ``\\Seen`` or move to
-    ``processed_folder`` once the hub committed the message. Mail that cannot be parsed is moved
-    to ``quarantine_folder`` (or, when that is None, left unseen and flagged ``$ParseFailed``).
+    ``security``: ``tls`` (implicit TLS, port 993), ``starttls`` (port 143, upgraded before
+    login) or ``none``; the server certificate is verified against the system roots, or only
+    ``ca_file`` when set (``ssl_context``, for tests, overrides both). Credentials never cross
+    an unencrypted connection unless ``allow_plaintext_auth`` says so. ``after_ingest``: flag
+    ``\\Seen`` or move to ``processed_folder`` once the hub committed the message. Mail that
+    cannot be parsed is moved to ``quarantine_folder`` (or, when that is None, left unseen and
+    flagged ``$ParseFailed``).
     """
 
     host: str
     username: str
     password: str = field(repr=False)
     port: int = 993
-    security: Literal["tls", "none"] = "tls"
+    security: Security = "tls"
     ssl_context: ssl.SSLContext | None = None
+    ca_file: str | None = None
+    allow_plaintext_auth: bool = False
+    oauth2: OAuth2Config | None = None  # XOAUTH2 with refreshed tokens instead of the password
     mailbox: str = "INBOX"
     after_ingest: Literal["seen", "move"] = "seen"
     processed_folder: str = "Processed"
@@ -56,6 +63,9 @@ class SmtpConfig:
     password: str | None = field(default=None, repr=False)
     security: Security = "starttls"
     ssl_context: ssl.SSLContext | None = None
+    ca_file: str | None = None  # verify the server against this CA only (default: system)
+    allow_plaintext_auth: bool = False  # AUTH over security "none" must be asked for
+    oauth2: OAuth2Config | None = None  # XOAUTH2 (with ``username``) instead of the password
     timeout_s: float = 30.0
 
 
@@ -75,3 +85,4 @@ class EmailConfig:
     sent_folder: str | None = None
     message_id_domain: str | None = None
     parse: ParseOptions = field(default_factory=ParseOptions)
+    parse_workers: int | None = None  # processes for backlog parsing; None: cores - 1, 0: none

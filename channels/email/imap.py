@@ -12,13 +12,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
 import aioimaplib
 
-from channels.base import PermanentChannelError, TransientChannelError
+from channels.base import ChannelError, PermanentChannelError, TransientChannelError
 from channels.email.config import ImapConfig
+from channels.email.imap_wire import (
+    AuthMechanismError,
+    StartTlsRefusedError,
+    authenticate_xoauth2,
+    bound_recursion,
+    linear_fetch_completion,
+    starttls,
+    tls_context,
+)
+from channels.email.oauth import TokenSource, token_source
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +38,15 @@ _UID_RE = re.compile(rb"UID (\d+)")
 _UIDVALIDITY_RE = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
 _UIDNEXT_RE = re.compile(rb"\[UIDNEXT (\d+)\]")
+
+
+def check_security(cfg: ImapConfig) -> None:
+    """Refuse to send credentials over an unencrypted connection unless explicitly allowed."""
+    if cfg.security == "none" and not cfg.allow_plaintext_auth:
+        raise PermanentChannelError(
+            f"IMAP {cfg.host}:{cfg.port}: security 'none' would send the credentials "
+            "unencrypted; use 'tls' or 'starttls', or set allow_plaintext_auth on a trusted "
+            "network", code="imap_plaintext_refused")
 
 
 def uid_set(uids: Iterable[int]) -> str:
@@ -69,24 +89,18 @@ def parse_fetch(lines: list[Any]) -> list[tuple[int, bytes]]:
     return out
 
 
-READ_SLICE = 8192
-
-
-def _bound_recursion(protocol: Any) -> None:
-    """Feed aioimaplib's parser at most ``READ_SLICE`` bytes at a time.
-
-    aioimaplib parses one read recursively, a stack frame per response line; when the event loop
-    was busy, one read can hold 256 KB of short FETCH lines and overflow Python's recursion
-    limit (seen here with 10,000 waiting messages). Slicing is what TCP may do anyway, and the
-    parser already carries partial lines and literals across reads.
-    """
-    original = protocol.data_received
-
-    def sliced(data: bytes) -> None:
-        for start in range(0, len(data), READ_SLICE):
-            original(data[start : start + READ_SLICE])
-
-    protocol.data_received = sliced
+async def xoauth2_login(client: aioimaplib.IMAP4, user: str, source: TokenSource,
+                        limit_s: float) -> None:
+    """Log in with an OAuth2 access token; a refused token is refreshed and tried once more."""
+    for attempt in (1, 2):
+        token = await source.token()
+        ok, detail = await authenticate_xoauth2(client, user, token, limit_s)
+        if ok:
+            return
+        source.invalidate(token)
+        log.warning("IMAP XOAUTH2 refused (%s), attempt %d", detail, attempt)
+    raise PermanentChannelError("IMAP XOAUTH2 refused a freshly refreshed token",
+                                code="imap_auth")
 
 
 class ImapSession:
@@ -107,24 +121,56 @@ class ImapSession:
         return self._client
 
     async def connect(self) -> None:
+        """Connect, secure the connection as configured, log in; see :func:`check_security`."""
         cfg = self.cfg
+        check_security(cfg)
+        context = cfg.ssl_context or (tls_context(cfg.ca_file) if cfg.security != "none" else None)
         try:
             if cfg.security == "tls":
                 self._client = aioimaplib.IMAP4_SSL(
-                    host=cfg.host, port=cfg.port, timeout=cfg.timeout_s, ssl_context=cfg.ssl_context
+                    host=cfg.host, port=cfg.port, timeout=cfg.timeout_s, ssl_context=context
                 )
             else:
                 self._client = aioimaplib.IMAP4(host=cfg.host, port=cfg.port, timeout=cfg.timeout_s)
             self._client.protocol.conn_lost_cb = lambda _exc: self.lost.set()
-            _bound_recursion(self._client.protocol)
+            bound_recursion(self._client.protocol)
+            linear_fetch_completion(self._client.protocol)
             await self._client.wait_hello_from_server()
-            response = await self._client.login(cfg.username, cfg.password)
+            if cfg.security == "starttls":
+                assert context is not None
+                await starttls(self._client, context, cfg.host, cfg.timeout_s)
+            await self._login(self._client)
+        except ssl.SSLCertVerificationError as exc:
+            self.abort()
+            raise PermanentChannelError(
+                f"IMAP server {cfg.host}:{cfg.port} certificate rejected: {exc.verify_message}",
+                code="imap_tls_verify",
+            ) from exc
+        except AuthMechanismError as exc:
+            self.abort()
+            raise PermanentChannelError(f"IMAP {cfg.host}:{cfg.port}: {exc}",
+                                        code="imap_auth_unsupported") from exc
+        except StartTlsRefusedError as exc:
+            self.abort()
+            raise PermanentChannelError(
+                f"IMAP server {cfg.host}:{cfg.port}: {exc}; not logging in without TLS",
+                code="imap_starttls_unavailable",
+            ) from exc
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             self.abort()
             reason = f"IMAP connect failed: {exc!r}"
             raise TransientChannelError(reason, code="imap_connect") from exc
-        if response.result != "OK":
+        except ChannelError:
             self.abort()
+            raise
+
+    async def _login(self, client: aioimaplib.IMAP4) -> None:
+        cfg = self.cfg
+        if cfg.oauth2 is not None:
+            await xoauth2_login(client, cfg.username, token_source(cfg.oauth2), cfg.timeout_s)
+            return
+        response = await client.login(cfg.username, cfg.password)
+        if response.result != "OK":
             raise PermanentChannelError("IMAP login refused", code="imap_auth")
 
     async def _ok(self, what: str, coro: Any) -> list[Any]:

@@ -7,7 +7,8 @@ it impossible (only a missing/invalid sender or an absurd size does); everything
 recorded as omitted) and is flagged in ``metadata`` so nothing is silently lost.
 
 ``text`` is the *new* text of the mail (quoted history and signature are in
-``metadata["quoted_text"]`` / ``metadata["signature"]``); ``html`` is sanitized HTML.
+``metadata["quoted_text"]`` / ``metadata["signature"]``); ``html`` is sanitized HTML with the
+signature and quoted history folded into ``<details>`` (see :mod:`channels.email.display`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from channels.base import Address, AddressKind, ChannelKind, Inbound, ParseError
 from channels.email.autogen import auto_generated_reasons, auto_kind
 from channels.email.body import BodyParts, Limits, walk
 from channels.email.charsets import decode_rfc2047, raw_header_text
-from channels.email.htmlsafe import html_to_text, sanitize_html
-from channels.email.quotes import split_quotes
+from channels.email.display import display_parts
 from channels.email.refs import fallback_message_id, message_ids, thread_refs
 
 log = logging.getLogger(__name__)
@@ -151,16 +151,12 @@ def _parse(
     html_raw = "\n".join(acc.html).strip()
     if len(html_raw) > opts.max_body_chars:
         html_raw, truncated = html_raw[: opts.max_body_chars], True
-    html, blocked = sanitize_html(html_raw, allow_remote_images=opts.allow_remote_images) if (
-        html_raw
-    ) else ("", 0)
     plain = "\n\n".join(p.strip("\n") for p in acc.plain).strip()
     if len(plain) > opts.max_body_chars:
         plain, truncated = plain[: opts.max_body_chars], True
     html_only = not plain and bool(html_raw)
-    if html_only:
-        plain = html_to_text(html)
-    split = split_quotes(plain)
+    shown = display_parts(html_raw, plain, subject, allow_remote_images=opts.allow_remote_images)
+    html, blocked, split = shown.html, shown.blocked_remote, shown.text
 
     found_ids = message_ids(headers.get("Message-ID"))
     message_id = found_ids[0] if found_ids else None
@@ -184,6 +180,7 @@ def _parse(
         "quoted_text": split.quoted,
         "signature": split.signature,
         "forwarded": split.forwarded,
+        "quote_marker": shown.marker,
         "html_only": html_only,
         "charset_fallback": acc.charset_fallback,
         "blocked_remote_images": blocked,

@@ -8,16 +8,17 @@ reconnect with exponential backoff (with jitter, capped). Per batch:
    are bounded by count and by bytes (``RFC822.SIZE`` is asked first); a mail above
    ``max_fetch_bytes`` is fetched as headers only and flagged ``body_not_fetched``. A producer
    task reads the next batch while this one is handled, so round trips overlap with parsing;
-2. for each message in UID order: ``handle(raw)`` → ``Inbound`` → ``await sink(inbound)``
-   (returns once the hub committed it);
-3. flag the committed UIDs ``\\Seen`` (or MOVE them); move mail the handler refused
-   (ParseError, or a handler bug) to quarantine;
-4. only then persist ``(uidvalidity, last_uid)``.
+2. ``handle(raw)`` → ``Inbound`` for each message, then every ``sink(inbound)`` of the batch
+   at once (each returns once the hub committed it; the hub group-commits them together);
+3. flag the committed UIDs ``\\Seen`` (or MOVE them) with one command; move mail the handler
+   refused (ParseError, or a handler bug) to quarantine;
+4. only then persist ``(uidvalidity, last_uid)``. Steps 3-4 of a batch run in the background,
+   in batch order, while the next batch is committed; a drain ends only when they are done.
 
 A crash anywhere before step 4 re-delivers those messages on restart; the hub's ingest is
 idempotent on ``(channel, external_id)`` (the Message-ID), so the effect is exactly-once. A sink
-that raises stops the batch at that message: everything before it is flagged and recorded, the
-failing one and those after it stay unseen and are retried after a backoff.
+that raises stops the batch at that message (in UID order): everything before it is flagged and
+recorded, the failing one and those after it stay unseen and are retried after a backoff.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ from channels.email.state import MailboxState, MailboxStateStore
 log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes], Awaitable[Inbound]]
-_Item = tuple[list[int], list[tuple[int, bytes]]] | BaseException | None
+# Parses a whole fetched batch (e.g. in worker processes); per mail an Inbound or its ParseError.
+BatchHandler = Callable[[list[bytes]], Awaitable[list[Inbound | ParseError]]]
+_Parsing = asyncio.Future[list[Inbound | ParseError]] | None
+_Item = tuple[list[int], list[tuple[int, bytes]], _Parsing] | BaseException | None
 PARSE_FAILED_FLAG = "$ParseFailed"
 
 
@@ -62,12 +66,14 @@ class ImapReceiver:
     """Reads one mailbox into a sink; see the module docstring for the guarantees."""
 
     def __init__(
-        self, channel_id: str, cfg: ImapConfig, state: MailboxStateStore, handle: Handler
+        self, channel_id: str, cfg: ImapConfig, state: MailboxStateStore, handle: Handler,
+        handle_many: BatchHandler | None = None,
     ) -> None:
         self.channel_id = channel_id
         self.cfg = cfg
         self.state = state
         self.handle = handle
+        self.handle_many = handle_many
         self.connected = asyncio.Event()  # set while a session is up and drained once (tests)
         self.stats = {"ingested": 0, "quarantined": 0, "sink_failures": 0, "reconnects": 0}
         self._oversize: set[int] = set()  # UIDs of the current run fetched as headers only
@@ -178,10 +184,20 @@ class ImapReceiver:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                chunk, fetched = item
-                last = await self._ingest_batch(session, sink, validity, chunk, fetched, last)
+                self._check_marking()
+                chunk, fetched, parsing = item
+                last = await self._ingest_batch(session, sink, validity, chunk, fetched, last,
+                                                parsing)
+            await self._settle_marking()
         finally:
             producer.cancel()
+            if self._marking is not None and not self._marking.done():
+                self._marking.cancel()  # unflagged, position not saved: re-read, deduped
+            self._marking = None
+            while not queue.empty():  # a batch read ahead but not handled: its parse is moot
+                left = queue.get_nowait()
+                if isinstance(left, tuple) and left[2] is not None:
+                    left[2].cancel()
         return last
 
     async def _produce(self, session: ImapSession, uids: list[int],
@@ -189,7 +205,16 @@ class ImapReceiver:
         try:
             for start in range(0, len(uids), 200):
                 for batch in await self._batches(session, uids[start : start + 200]):
-                    await queue.put((batch, sorted(await self._fetch(session, batch))))
+                    fetched = sorted(await self._fetch(session, batch))
+                    # Parsing starts now, so it overlaps with the commit of the previous batch.
+                    parsing = (asyncio.ensure_future(self.handle_many([r for _, r in fetched]))
+                               if self.handle_many is not None and fetched else None)
+                    try:
+                        await queue.put((batch, fetched, parsing))
+                    except asyncio.CancelledError:
+                        if parsing is not None:
+                            parsing.cancel()
+                        raise
             await queue.put(None)
         except asyncio.CancelledError:
             raise
@@ -233,16 +258,26 @@ class ImapReceiver:
 
     async def _ingest_batch(
         self, session: ImapSession, sink: Sink, validity: int, chunk: list[int],
-        fetched: list[tuple[int, bytes]], last: int,
+        fetched: list[tuple[int, bytes]], last: int, parsing: _Parsing = None,
     ) -> int:
-        """Hand one fetched batch to the sink, mark it, record the position."""
-        committed: list[int] = []
+        """Hand one fetched batch to the sink at once, mark what committed, record the position.
+
+        Every parsed message of the batch is submitted concurrently, so the hub's group commit
+        writes the batch in a few transactions instead of one per message. Outcomes are read in
+        UID order: the first failure ends the batch there. Messages after it that committed
+        anyway are *not* flagged and the position stays below the failure, so they are fetched
+        again with it and the hub's dedupe makes the second delivery a no-op.
+        """
+        parsed: list[tuple[int, Inbound]] = []
         quarantined: list[int] = []
-        failure: Exception | None = None
-        for uid, raw in fetched:
+        ready = await self._parsed_batch(fetched, parsing)
+        for index, (uid, raw) in enumerate(fetched):
             _check_cancelled()
             try:
-                inbound = await self.handle(raw)
+                result = ready[index] if ready is not None else None
+                if isinstance(result, ParseError):
+                    raise result
+                inbound = result if result is not None else await self.handle(raw)
                 if uid in self._oversize:
                     inbound = replace(inbound, metadata={**inbound.metadata,
                                                          "body_not_fetched": True})
@@ -256,30 +291,83 @@ class ImapReceiver:
                               self.channel_id, uid)
                 quarantined.append(uid)
                 continue
-            try:
-                await sink(inbound)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the hub's failure must not kill the loop
-                failure = exc
-                failed_uid = uid
+            parsed.append((uid, inbound))
+        outcomes = await asyncio.gather(*(sink(inbound) for _, inbound in parsed),
+                                        return_exceptions=True)
+        _check_cancelled()
+        committed: list[int] = []
+        failure: BaseException | None = None
+        failed_uid = 0
+        for (uid, _), outcome in zip(parsed, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BaseException):  # the hub's failure must not kill the loop
+                failure, failed_uid = outcome, uid
                 break
             committed.append(uid)
-        await self._mark(session, committed, quarantined)
-        self.stats["ingested"] += len(committed)
-        self.stats["quarantined"] += len(quarantined)
         if failure is not None:
             done = [u for u in chunk if u < failed_uid]
             last = max(done, default=last)
         else:
             last = max(chunk)
-        if validity and last:
-            await self.state.set(self.channel_id, self.cfg.mailbox,
-                                 MailboxState(validity, last))
+        record = MailboxState(validity, last) if validity and last else None
         if failure is not None:
+            await self._settle_marking()
+            await self._mark_and_record(session, committed, quarantined, record)
             self.stats["sink_failures"] += 1
             raise SinkFailedError(f"sink raised {type(failure).__name__} at uid {failed_uid}")
+        self._defer_marking(lambda: self._mark_and_record(session, committed, quarantined, record))
         return last
+
+    _marking: asyncio.Future[None] | None = None
+
+    def _defer_marking(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Flag and record a committed batch in the background, strictly after the batches
+        before it, so the next batch's commit does not wait for the STORE's round trip (which
+        also queues behind the read-ahead FETCH on the one connection)."""
+        previous = self._marking
+
+        async def chained() -> None:
+            if previous is not None:
+                await previous  # an earlier batch failed: this one stays unmarked too
+            await step()
+
+        self._marking = asyncio.ensure_future(chained())
+
+    def _check_marking(self) -> None:
+        """Raise a failed background marking (the connection is likely gone) before going on."""
+        if self._marking is not None and self._marking.done():
+            marking, self._marking = self._marking, None
+            marking.result()
+
+    async def _settle_marking(self) -> None:
+        if self._marking is not None:
+            marking, self._marking = self._marking, None
+            await marking
+
+    async def _mark_and_record(self, session: ImapSession, committed: list[int], bad: list[int],
+                               record: MailboxState | None) -> None:
+        """Steps 3 and 4: flags first, the position only once the flags are on the server."""
+        await self._mark(session, committed, bad)
+        self.stats["ingested"] += len(committed)
+        self.stats["quarantined"] += len(bad)
+        if record is not None:
+            await self.state.set(self.channel_id, self.cfg.mailbox, record)
+
+    async def _parsed_batch(
+        self, fetched: list[tuple[int, bytes]], parsing: _Parsing
+    ) -> list[Inbound | ParseError] | None:
+        """The batch handler's results, or None (then each mail goes through ``handle``)."""
+        if parsing is None:
+            return None
+        try:
+            ready = await parsing
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a pool failure must not cost the batch: parse one by one instead
+            log.exception("mailbox %s: batch parse failed, parsing one by one", self.channel_id)
+            return None
+        return ready if len(ready) == len(fetched) else None
 
     async def _mark(self, session: ImapSession, committed: list[int], bad: list[int]) -> None:
         cfg = self.cfg

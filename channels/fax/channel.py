@@ -46,6 +46,9 @@ from channels.fax.ingest import fax_inbound
 from channels.fax.ocr import OcrEngine, TesseractOcr
 from channels.fax.pdf import text_to_pdf
 
+# Documents a reply's attachments may be; email-to-fax gateways render each as further pages.
+FAX_ATTACHMENT_TYPES = frozenset({"application/pdf", "image/tiff"})
+
 
 class FaxChannel:
     """A :class:`channels.base.Channel` for one fax-to-email gateway mailbox."""
@@ -84,6 +87,13 @@ class FaxChannel:
                                         code="no_smtp")
         if outbound.to.kind is not AddressKind.PHONE:
             raise PermanentChannelError("fax reply to a non-phone address", code="bad_address")
+        for att in outbound.attachments:
+            if att.content_type.lower() not in FAX_ATTACHMENT_TYPES:
+                raise PermanentChannelError(
+                    f"{att.filename}: a fax can carry only PDF or TIFF documents "
+                    f"(not {att.content_type})",
+                    code="fax_attachment_unsupported",
+                )
         self.gateway_address(outbound.to.value)
 
     async def send(self, outbound: Outbound) -> SendResult:
@@ -110,5 +120,9 @@ class FaxChannel:
         msg["Message-ID"] = our_message_id(outbound.idempotency_key, domain)
         msg.set_content("Fax document attached.\n")
         msg.add_attachment(pdf, maintype="application", subtype="pdf", filename="fax.pdf")
+        for att in outbound.attachments:  # the gateway faxes them as pages after the text
+            _, _, subtype = att.content_type.lower().partition("/")
+            msg.add_attachment(att.data, maintype="application" if subtype == "pdf" else "image",
+                               subtype=subtype, filename=att.filename)
         await smtp_send(email.smtp, msg, email.address, [to])
         return SendResult(external_id=str(msg["Message-ID"]), status="queued")

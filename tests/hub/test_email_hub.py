@@ -49,6 +49,7 @@ channels:
       imap_host: {imap.host}
       imap_port: {imap.port}
       imap_security: none
+      allow_plaintext_auth: true
       password: "{imap.users[user]}"
       poll_interval_s: 0.2
       smtp_host: {smtp.host}

@@ -1,5 +1,11 @@
 """A throwaway Dovecot IMAP server for tests: own config, own maildirs, a free port on 127.0.0.1.
 
+The listener offers STARTTLS with a certificate for IP 127.0.0.1 issued by a test CA made at
+start (``tls.ca`` to trust it; ``tls.other_ca`` is an unrelated CA, and the certificate does not
+name ``localhost``, for the verification-failure tests), and accepts, besides passwords,
+XOAUTH2 / OAUTHBEARER through Dovecot's ``oauth2`` passdb, which validates tokens by RFC 7662
+introspection at ``oauth`` (a local FAKE of the remote provider, tests/servers/oauth_fake.py).
+
 Use :func:`start_dovecot` (returns a running :class:`Dovecot`; call ``stop()``), or the pytest
 fixture :func:`dovecot` (session-scoped: one server, each test makes its own user with
 :meth:`Dovecot.add_user`, so mailboxes never leak between tests). Deliver mail with
@@ -24,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.oauth_fake import FakeOAuthProvider
+
 NOBODY_UID = 65534
 USER_POOL = 200
 PASSWORD = "secret"
@@ -34,16 +42,25 @@ state_dir = {d}/state
 instance_name = test-imap-{port}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = {ssl}
+ssl_cert = <{d}/tls/server.crt
+ssl_key = <{d}/tls/server.key
+ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 log_path = {d}/dovecot.log
 mail_location = maildir:{d}/mail/%u
 first_valid_uid = 1
 mail_max_userip_connections = 100
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {d}/users
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {d}/oauth2.conf.ext
 }}
 userdb {{
   driver = static
@@ -77,6 +94,54 @@ def dovecot_binary() -> str:
     raise FileNotFoundError("dovecot is not installed: run `bash tests/servers/dovecot.sh`")
 
 
+_OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
+
+@dataclass(frozen=True)
+class TestTls:
+    """PEM files of the test PKI (see :func:`make_tls`)."""
+
+    ca: Path
+    other_ca: Path
+    cert: Path
+    key: Path
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_tls(directory: Path) -> TestTls:
+    """A test CA, an unrelated second CA, and a server certificate for IP 127.0.0.1 (only:
+    ``localhost`` is deliberately not named) issued by the first, EC P-256, valid two days."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-days", "2", "-subj", f"/CN=contacthub test {name}",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-keyout", str(directory / f"{name}.key"), "-out", str(directory / f"{name}.crt"))
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-subj", "/CN=127.0.0.1", "-keyout", str(directory / "server.key"),
+             "-out", str(directory / "server.csr"))
+    _openssl("x509", "-req", "-in", str(directory / "server.csr"), "-CA",
+             str(directory / "ca.crt"), "-CAkey", str(directory / "ca.key"), "-CAcreateserial",
+             "-days", "2", "-extfile", str(ext), "-out", str(directory / "server.crt"))
+    for path in directory.iterdir():
+        path.chmod(0o644)
+    return TestTls(directory / "ca.crt", directory / "other-ca.crt", directory / "server.crt",
+                   directory / "server.key")
+
+
 @dataclass
 class Dovecot:
     """A running instance. ``users`` maps login → password (a pool; see :meth:`add_user`)."""
@@ -85,6 +150,8 @@ class Dovecot:
     port: int
     base: Path
     process: subprocess.Popen[bytes]
+    tls: TestTls
+    oauth: FakeOAuthProvider
     users: dict[str, str] = field(default_factory=dict)
     _seq: Iterator[int] = field(default_factory=itertools.count)
 
@@ -122,6 +189,7 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.oauth.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def log(self) -> str:
@@ -129,8 +197,10 @@ class Dovecot:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start_dovecot() -> Dovecot:
-    """Start a fresh instance and wait until it accepts IMAP connections."""
+def start_dovecot(*, tls: bool = True) -> Dovecot:
+    """Start a fresh instance and wait until it accepts IMAP connections.
+
+    ``tls=False``: no STARTTLS on offer (a server the client must refuse to log in to)."""
     binary = dovecot_binary()
     base = Path(tempfile.mkdtemp(prefix="ch-dovecot-"))
     base.chmod(0o755)  # the static userdb's uid must be able to enter it
@@ -140,12 +210,16 @@ def start_dovecot() -> Dovecot:
     users = {f"user{i}@example.com": PASSWORD for i in range(USER_POOL)}
     (base / "users").write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in users.items()))
     port = free_port()
+    pki = make_tls(base / "tls")
+    oauth = FakeOAuthProvider().start()
+    (base / "oauth2.conf.ext").write_text(_OAUTH2_CONF.format(url=oauth.introspection_url))
     conf = base / "dovecot.conf"
-    conf.write_text(_CONFIG.format(d=base, port=port, uid=NOBODY_UID))
+    conf.write_text(_CONFIG.format(d=base, port=port, uid=NOBODY_UID,
+                                   ssl="yes" if tls else "no"))
     proc = subprocess.Popen(
         [binary, "-c", str(conf), "-F"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    server = Dovecot("127.0.0.1", port, base, proc, users)
+    server = Dovecot("127.0.0.1", port, base, proc, pki, oauth, users)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:

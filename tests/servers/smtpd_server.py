@@ -8,9 +8,11 @@ TLS, optionally with AUTH, optionally answering RCPT or DATA with a fixed failur
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import subprocess
+from base64 import b64decode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.servers.oauth_fake import FakeOAuthProvider
 
 
 @dataclass
@@ -50,6 +54,33 @@ class Handler:
 
 
 @dataclass
+class OAuthHandler(Handler):
+    """Also accepts ``AUTH XOAUTH2``: the token is checked with the (fake) OAuth2 provider and
+    must belong to the user named in the SASL string; a refused token gets a 334 JSON error
+    challenge and then 535, as Gmail and Microsoft 365 answer."""
+
+    oauth: FakeOAuthProvider | None = None
+    logins: list[str] = field(default_factory=list)
+    refused: int = 0
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        assert self.oauth is not None
+        try:
+            fields = b64decode(args[1]).decode().split("\x01")
+            user = fields[0].removeprefix("user=")
+            token = next(f for f in fields if f.startswith("auth=Bearer ")).split(" ", 1)[1]
+        except (IndexError, ValueError, StopIteration):
+            return AuthResult(success=False, handled=False)
+        if self.oauth.validate(token) != user:
+            self.refused += 1
+            # like Gmail / Microsoft 365: a 334 challenge with a JSON error, then 535
+            await server.challenge_auth(json.dumps({"status": "401", "schemes": "Bearer"}))
+            return AuthResult(success=False, handled=False)
+        self.logins.append(user)
+        return AuthResult(success=True, auth_data=user)
+
+
+@dataclass
 class SmtpServer:
     host: str
     port: int
@@ -77,10 +108,13 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 @contextmanager
 def smtp_server(
     *, handler: Handler | None = None, tls: str = "none", cert: tuple[Path, Path] | None = None,
-    credentials: tuple[str, str] | None = None,
+    credentials: tuple[str, str] | None = None, oauth: FakeOAuthProvider | None = None,
 ) -> Iterator[SmtpServer]:
-    """Run an aiosmtpd server; ``tls`` is ``none``, ``starttls`` or ``tls`` (implicit)."""
-    handler = handler or Handler()
+    """Run an aiosmtpd server; ``tls`` is ``none``, ``starttls`` or ``tls`` (implicit).
+
+    ``oauth``: require AUTH XOAUTH2 with tokens of that (fake) provider (see OAuthHandler).
+    """
+    handler = handler or (OAuthHandler(oauth=oauth) if oauth is not None else Handler())
     port = _free_port()
     kwargs: dict[str, Any] = {}
     if tls != "none":
@@ -91,7 +125,14 @@ def smtp_server(
             kwargs.update(tls_context=ctx, require_starttls=True)
         else:
             kwargs.update(ssl_context=ctx)
-    if credentials is not None:
+    if oauth is not None:
+        def no_passwords(server: Any, session: Any, envelope: Any, mechanism: str,
+                         auth_data: Any) -> AuthResult:
+            return AuthResult(success=False, handled=False)
+
+        kwargs.update(authenticator=no_passwords, auth_required=True,
+                      auth_require_tls=tls != "none")
+    elif credentials is not None:
         def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
                           auth_data: Any) -> AuthResult:
             ok = isinstance(auth_data, LoginPassword) and (

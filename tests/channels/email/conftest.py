@@ -31,8 +31,8 @@ def make_mail(i: int, *, tag: str = "m", extra_headers: str = "", body: str = ""
 def imap_config(server: Dovecot, user: str, **overrides: object) -> EmailConfig:
     imap = ImapConfig(
         host=server.host, port=server.port, username=user, password=server.users[user],
-        security="none", backoff_initial_s=0.05, backoff_max_s=0.5, idle_max_s=5.0,
-        poll_interval_s=0.2, timeout_s=10.0,
+        security="none", allow_plaintext_auth=True, backoff_initial_s=0.05, backoff_max_s=0.5,
+        idle_max_s=5.0, poll_interval_s=0.2, timeout_s=10.0,
     )
     smtp = overrides.pop("smtp", None)
     sent_folder = overrides.pop("sent_folder", None)

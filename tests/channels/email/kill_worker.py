@@ -17,7 +17,8 @@ from tests.channels.email.sqlite_hub import SqliteHub
 async def main(host: str, port: str, user: str, password: str, db: str) -> None:
     hub = SqliteHub(Path(db), delay_s=0.01)
     imap = ImapConfig(host=host, port=int(port), username=user, password=password,
-                      security="none", batch_size=50, backoff_initial_s=0.05)
+                      security="none", allow_plaintext_auth=True, batch_size=50,
+                      backoff_initial_s=0.05)
     channel = EmailChannel(EmailConfig("support", "support@contacthub.test", imap), hub)
     await channel.run(hub)
 

@@ -28,6 +28,10 @@ class SqliteHub:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.executescript(SCHEMA)
         self.delay_s = delay_s
+        # The receiver hands a whole batch to the sink concurrently; committing one message at
+        # a time (each after its "work") keeps commits spread across the batch, so the kill
+        # test can stop the process with part of a batch committed, not only on its edges.
+        self._one_at_a_time = asyncio.Lock()
 
     async def get(self, channel_id: str, mailbox: str) -> MailboxState | None:
         row = self.db.execute(
@@ -41,13 +45,15 @@ class SqliteHub:
                         (channel_id, mailbox, state.uidvalidity, state.last_uid))
 
     async def __call__(self, inbound: Inbound, /) -> IngestReceipt:
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)  # a hub doing real work per message
-        self.db.execute("BEGIN")
-        self.db.execute("INSERT INTO deliveries (external_id) VALUES (?)", (inbound.external_id,))
-        cur = self.db.execute("INSERT OR IGNORE INTO inbound VALUES (?, ?)",
-                              (inbound.external_id, inbound.subject))
-        self.db.execute("COMMIT")
+        async with self._one_at_a_time:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)  # a hub doing real work per message
+            self.db.execute("BEGIN")
+            self.db.execute("INSERT INTO deliveries (external_id) VALUES (?)",
+                            (inbound.external_id,))
+            cur = self.db.execute("INSERT OR IGNORE INTO inbound VALUES (?, ?)",
+                                  (inbound.external_id, inbound.subject))
+            self.db.execute("COMMIT")
         return IngestReceipt(inbound.external_id, "c", "k", cur.rowcount == 1)
 
     def counts(self) -> tuple[int, int]:

@@ -20,7 +20,8 @@ OURS = ("support@contacthub.test", "sales@contacthub.test")
 
 # Keys: sender, name, subject, text (exact), text_has, html_has, html_lacks, atts (filenames),
 # inline (filenames with cid), refs, auto (kind or None), quoted_has, signature_has, fallback,
-# omitted, error (ParseError field), meta (subset of metadata), recipient, external_id.
+# omitted, error (ParseError field), meta (subset of metadata), recipient, external_id,
+# html_new / html_new_lacks (the HTML shown before any folded <details> part).
 CASES: dict[str, dict[str, Any]] = {
     "plain_ascii": {"sender": "alice@example.com", "name": "Alice Example",
                     "subject": "Printer does not print", "external_id": "<plain-1@example.com>",
@@ -137,6 +138,46 @@ CASES: dict[str, dict[str, Any]] = {
     "multiple_from": {"sender": "first@example.com", "name": "First",
                       "meta": {"to": ["support@contacthub.test", "other@contacthub.test"],
                                "reply_to": ["replies@example.com"]}},
+    # HTML quote marks (channels/email/htmlquotes.py): new part shown, the rest folded
+    "html_gmail_reply": {
+        "text": "The refund arrived, thank you!", "signature_has": ["Reyes Bakery"],
+        "quoted_has": ["> Your refund was issued today."], "meta": {"quote_marker": "gmail"},
+        "html_has": ['<details class="ch-signature"><summary>Signature</summary>',
+                     '<details class="ch-quoted"><summary>Quoted text</summary>'],
+        "html_new": "The refund arrived, thank you!", "html_new_lacks": ["Reyes", "issued", "--"],
+    },
+    "html_outlook_web_reply": {
+        "text": "Please send the corrected invoice to our accounts team.",
+        "signature_has": ["Chidi Okafor | Procurement"],
+        "quoted_has": ["Sent: Monday, November 16, 2026 4:00 PM", "Here is invoice 8812"],
+        "meta": {"quote_marker": "outlook", "html_only": True},
+        "html_new": "Please send the corrected invoice", "html_new_lacks": ["<hr", "8812"],
+    },
+    "html_outlook_desktop_reply": {
+        "text": "Die Lieferung ist heute angekommen, vielen Dank.",
+        "quoted_has": ["Gesendet: Montag", "Ihre Lieferung 4471 ist unterwegs."],
+        "meta": {"quote_marker": "outlook"}, "html_new_lacks": ["Von:", "unterwegs"],
+    },
+    "html_outlook_mac_reply": {
+        "text": "It works again, you can close this.",
+        "quoted_has": ["Subject: Account locked", "We unlocked your account"],
+        "meta": {"quote_marker": "outlook"}, "html_new_lacks": ["unlocked"],
+    },
+    "html_apple_reply": {
+        "text": "Tuesday afternoon works for me.", "refs": ("<ch-out-301@contacthub.test>",),
+        "quoted_has": ["wrote:", "Which day suits you"], "meta": {"quote_marker": "apple"},
+        "html_new_lacks": ["wrote:", "Which day"],
+    },
+    "html_thunderbird_reply": {
+        "text": "The reset link expired before I could use it.",
+        "signature_has": ["Lars Berg, Berg Consulting"],
+        "quoted_has": ["On 16.11.26 10:00, Acme Support wrote:", "Here is your reset link."],
+        "meta": {"quote_marker": "thunderbird"}, "html_new_lacks": ["reset link.", "Berg"],
+    },
+    "html_apple_interleaved": {  # answers between the quotes: nothing is cut
+        "text": "Answers below.\n\n> Which colour?\n\nBlue.\n\n> Which size?\n\nLarge.",
+        "meta": {"quote_marker": "", "quoted_text": ""}, "html_lacks": ["<details"],
+    },
     "german_outlook_quote": {"text": "Danke, passt so.", "quoted_has": ["Betreff: Lieferung"]},
     "invalid_date": {"no_date_header": True},
     "bcc_delivered_to": {"recipient": "sales@contacthub.test"},
@@ -175,6 +216,12 @@ def _check(exp: dict[str, Any], name: str) -> None:
         assert part in (ib.html or ""), name
     for part in exp.get("html_lacks", []):
         assert part not in (ib.html or "").lower(), f"{name}: {part}"
+    shown_first = (ib.html or "").split("<details", 1)[0]  # what is visible before unfolding
+    if "html_new" in exp:
+        assert exp["html_new"] in shown_first, name
+    for part in exp.get("html_new_lacks", []):
+        assert part not in shown_first, f"{name}: {part}"
+        assert part in (ib.html or ""), f"{name}: {part} must still be there, folded"
     for part in exp.get("quoted_has", []):
         assert part in md["quoted_text"], name
         assert part not in ib.text, name

@@ -47,6 +47,8 @@ async def test_killed_mid_batch_resumes_without_loss_or_duplicates(
             await asyncio.sleep(0.005)
         child.send_signal(signal.SIGKILL)
     finally:
+        if child.poll() is None:  # a failed wait above: do not leave the worker running
+            child.kill()
         child.wait(timeout=10)
     stored_at_kill, _ = hub.counts()
     assert 0 < stored_at_kill < total

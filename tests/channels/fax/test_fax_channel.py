@@ -45,6 +45,7 @@ def _config(dovecot: Dovecot | None, user: str | None, smtp_port: int | None = N
     imap = ImapConfig(
         host="127.0.0.1", port=dovecot.port if dovecot else 1, username=user or "x",
         password=dovecot.users[user] if dovecot and user else "x", security="none",
+        allow_plaintext_auth=True,
         backoff_initial_s=0.05, poll_interval_s=0.2, idle_max_s=5,
     )
     smtp = SmtpConfig(host="127.0.0.1", port=smtp_port, security="none") if smtp_port else None
