@@ -45,6 +45,9 @@ async def execute(ari: AriClient, app: str, action: sm.Action) -> None:
         case sm.Hangup(channel, reason):
             with contextlib.suppress(AriNotFound):
                 await ari.hangup(channel, reason)
+        case sm.RecordCaller(channel, name, max_s):
+            await ari.record(channel, name, fmt="wav", max_duration=max_s, beep=True,
+                             terminate_on="#")
         case sm.DestroyBridge(bridge_id):
             with contextlib.suppress(AriNotFound):
                 await ari.destroy_bridge(bridge_id)

@@ -8,9 +8,15 @@ recording ready). Time is an input, never read here.
 States::
 
     IVR ──digit/timeout──► QUEUED ──Offer──► OFFERING ──agent answers──► CONNECTED ⇄ HELD
-      │                      ▲                  │     (then whisper)         │
-      │                      └─ no answer/busy ─┘                            │
+      │                    ▲ │ ▲                │     (then whisper)      ▲ │       │
+      │                    │ │ └ no answer/busy ┘                         │ ▼       │
+      │                    │ │ └──────────── blind transfer ────── CONSULTING ⇄ CONSULTED
+      │                    │ └► CALLBACK_OFFER / VOICEMAIL ─► FAREWELL ─┐ (attended transfer)
       └──────────── caller hangs up (abandoned) ───────► ENDED ◄── hang-up ──┘
+
+The queue experience (announcements, callback, voicemail) is in :mod:`channels.voice.call_queue`,
+transfers in :mod:`channels.voice.call_transfer`; the value itself in
+:mod:`channels.voice.callstate`.
 
 The caller hears music on hold from QUEUED until the agent answered (and heard the optional
 whisper naming the queue), including while agents are offered and fail: MOH is only stopped once
@@ -21,10 +27,28 @@ reaches ARI only as an anonymous hang-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 
 from channels.voice import events as ev
+from channels.voice.call_queue import (
+    announce_media,
+    leaving_step,
+    next_announcement,
+    resync_leaving,
+    voicemail_finished,
+    waiting_step,
+)
+from channels.voice.call_transfer import transfer_step
+from channels.voice.callstate import (
+    FAILED_DIAL,
+    HANGUP_CAUSES,
+    WAITING,
+    Call,
+    CallState,
+    Step,
+    hangup_reason,
+    safe_name,
+)
 from channels.voice.commands import (
     Action,
     ActionFailed,
@@ -33,6 +57,10 @@ from channels.voice.commands import (
     AgentFailed,
     Answer,
     Bridge,
+    CallbackOfferRequest,
+    CancelTransfer,
+    CompleteTransfer,
+    ConsultRequest,
     CreateAgentLeg,
     DestroyBridge,
     DialAgent,
@@ -46,19 +74,28 @@ from channels.voice.commands import (
     Output,
     Play,
     Queued,
+    QueueStatus,
     RecordBridge,
+    RecordCaller,
     RecordingReady,
     RemoveFromBridge,
+    RequeueRequest,
     Resync,
     StartMoh,
     StopMoh,
     StopPlayback,
     Tick,
+    Transferred,
     UnholdRequest,
+    VoicemailReady,
+    VoicemailRequest,
 )
-from channels.voice.ivr import IvrConfig, Menu
+from channels.voice.ivr import IvrConfig
 
 __all__ = [
+    "FAILED_DIAL",
+    "HANGUP_CAUSES",
+    "WAITING",
     "Action",
     "ActionFailed",
     "AddToBridge",
@@ -68,6 +105,10 @@ __all__ = [
     "Bridge",
     "Call",
     "CallState",
+    "CallbackOfferRequest",
+    "CancelTransfer",
+    "CompleteTransfer",
+    "ConsultRequest",
     "CreateAgentLeg",
     "DestroyBridge",
     "DialAgent",
@@ -80,86 +121,30 @@ __all__ = [
     "Offer",
     "Output",
     "Play",
+    "QueueStatus",
     "Queued",
     "RecordBridge",
+    "RecordCaller",
     "RecordingReady",
     "RemoveFromBridge",
+    "RequeueRequest",
     "Resync",
     "StartMoh",
     "Step",
     "StopMoh",
     "StopPlayback",
     "Tick",
+    "Transferred",
     "UnholdRequest",
+    "VoicemailReady",
+    "VoicemailRequest",
     "adopt_call",
+    "announce_media",
     "hangup_reason",
     "new_call",
     "safe_name",
     "step",
 ]
-
-class CallState(StrEnum):
-    IVR = "ivr"
-    QUEUED = "queued"
-    OFFERING = "offering"
-    CONNECTED = "connected"
-    HELD = "held"
-    ENDED = "ended"
-
-
-WAITING = (CallState.IVR, CallState.QUEUED, CallState.OFFERING)
-FAILED_DIAL = {"NOANSWER", "BUSY", "CONGESTION", "CHANUNAVAIL", "CANCEL"}
-# Q.850 hang-up causes of an agent leg that never answered -> why the offer failed
-HANGUP_CAUSES = {17: "busy", 18: "noanswer", 19: "noanswer", 21: "rejected", 1: "chanunavail",
-                 3: "chanunavail", 20: "chanunavail", 27: "chanunavail", 34: "congestion",
-                 38: "congestion", 41: "congestion", 42: "congestion", 44: "congestion"}
-
-
-def hangup_reason(inp: Input) -> str:
-    """Why an unanswered agent leg went away, from the cause Asterisk reports (if any)."""
-    cause = inp.cause if isinstance(inp, ev.ChannelHangupRequest | ev.ChannelDestroyed) else None
-    return HANGUP_CAUSES.get(cause or 0, "hangup")
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """Everything known about one inbound call; ``id`` is the caller channel's unique id."""
-
-    id: str
-    state: CallState
-    arrived_at: float
-    config: IvrConfig
-    menu: Menu | None = None
-    tries: int = 0
-    prompt_seq: int = 0
-    playback_id: str | None = None
-    deadline: float | None = None  # when to feed a Tick (IVR digit timeout, agent ring timeout)
-    ivr_path: tuple[str, ...] = ()
-    digits: str = ""
-    queue: str | None = None
-    agent_channel: str | None = None
-    agent_endpoint: str | None = None
-    ring_timeout: int = 15
-    whisper_id: str | None = None  # playback id of the whisper the agent is hearing
-    answered_at: float | None = None
-    bridge_id: str | None = None
-    recording: str | None = None
-    recording_done: bool = False
-    end_reason: str | None = None
-    failed_agents: tuple[str, ...] = field(default=())
-
-    @property
-    def finished(self) -> bool:
-        """Nothing more will happen: ended and any recording has been reported."""
-        return self.state is CallState.ENDED and (self.recording is None or self.recording_done)
-
-
-Step = tuple[Call, list[Output]]
-
-
-def safe_name(call_id: str) -> str:
-    """A recording / bridge name derived from a channel id (ARI ids contain dots)."""
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in call_id)
 
 
 def new_call(call_id: str, config: IvrConfig, now: float) -> Step:
@@ -167,7 +152,7 @@ def new_call(call_id: str, config: IvrConfig, now: float) -> Step:
     call = Call(id=call_id, state=CallState.IVR, arrived_at=now, config=config, menu=config.menu)
     out: list[Output] = [Answer(call_id)]
     if config.menu is None:
-        call, more = _enqueue(call, config.default_queue)
+        call, more = _enqueue(call, config.default_queue, now)
     else:
         call, more = _prompt(call, config.menu.prompts)
     return call, out + more
@@ -194,12 +179,12 @@ def _prompt(call: Call, media: tuple[str, ...]) -> Step:
     ]
 
 
-def _enqueue(call: Call, queue: str) -> Step:
+def _enqueue(call: Call, queue: str, now: float) -> Step:
     out: list[Output] = []
     if call.playback_id is not None:
         out.append(StopPlayback(call.playback_id))
-    call = replace(call, state=CallState.QUEUED, queue=queue, playback_id=None, deadline=None,
-                   menu=None)
+    call = replace(call, state=CallState.QUEUED, queue=queue, playback_id=None, menu=None)
+    call = replace(call, deadline=next_announcement(call, now))
     return call, [*out, StartMoh(call.id, call.config.moh_class), Queued(queue)]
 
 
@@ -209,32 +194,42 @@ def _end(call: Call, reason: str, now: float, *, hangup_caller: bool) -> Step:
         out.append(Hangup(call.id))
     if call.agent_channel is not None:
         out.append(Hangup(call.agent_channel))
+    if call.consult_channel is not None:
+        out.append(Hangup(call.consult_channel))
     if call.bridge_id is not None:
         out.append(DestroyBridge(call.bridge_id))
+    if call.announce_id is not None:
+        out.append(StopPlayback(call.announce_id))
+    reason = call.leave_reason or reason
     abandoned = call.state in WAITING
     if call.state is CallState.OFFERING and call.agent_channel is not None:
         out.append(AgentFailed(call.agent_channel, "caller_gone"))
     waited_until = call.answered_at if call.answered_at is not None else now
     call = replace(call, state=CallState.ENDED, end_reason=reason, deadline=None,
-                   playback_id=None)
+                   playback_id=None, announce_id=None, consult_channel=None)
     return call, [*out, Ended(reason, abandoned, max(0.0, waited_until - call.arrived_at))]
 
 
-def _agent_failed(call: Call, reason: str) -> Step:
+def _agent_failed(call: Call, reason: str, now: float) -> Step:
     agent = call.agent_channel or ""
     call = replace(call, state=CallState.QUEUED, agent_channel=None, agent_endpoint=None,
-                   failed_agents=(*call.failed_agents, agent), deadline=None)
+                   failed_agents=(*call.failed_agents, agent))
+    call = replace(call, deadline=next_announcement(call, now))
     return call, [Hangup(agent, "normal"), AgentFailed(agent, reason)]
 
 
 def _agent_answered(call: Call, now: float) -> Step:
     agent = call.agent_channel
     assert agent is not None
-    bridge_id = f"bridge-{safe_name(call.id)}"
-    rec = f"call-{safe_name(call.id)}"
-    call = replace(call, state=CallState.CONNECTED, answered_at=now, bridge_id=bridge_id,
-                   recording=rec, deadline=None)
+    suffix = f"-{call.legs + 1}" if call.legs else ""
+    bridge_id = f"bridge-{safe_name(call.id)}{suffix}"
+    rec = f"call-{safe_name(call.id)}{suffix}"
+    out: list[Output] = [StopPlayback(call.announce_id)] if call.announce_id else []
+    call = replace(call, state=CallState.CONNECTED, bridge_id=bridge_id, recording=rec,
+                   recording_done=False, deadline=None, legs=call.legs + 1, announce_id=None,
+                   answered_at=now if call.answered_at is None else call.answered_at)
     return call, [
+        *out,
         StopMoh(call.id),
         Bridge(bridge_id, (call.id, agent)),
         RecordBridge(bridge_id, rec),
@@ -254,17 +249,17 @@ def _whisper_or_bridge(call: Call, now: float) -> Step:
     return call, [Play(agent, media, pid)]
 
 
-def _on_digit(call: Call, digit: str) -> Step:
+def _on_digit(call: Call, digit: str, now: float) -> Step:
     menu = call.menu
     assert menu is not None
     option = menu.options.get(digit)
     out: list[Output] = [StopPlayback(call.playback_id)] if call.playback_id else []
     call = replace(call, playback_id=None)
     if option is None:
-        return _retry(call, out)
+        return _retry(call, out, now)
     call = replace(call, digits=call.digits + digit, ivr_path=(*call.ivr_path, option.label))
     if option.queue is not None:
-        call, more = _enqueue(call, option.queue)
+        call, more = _enqueue(call, option.queue, now)
         return call, out + more
     assert option.submenu is not None
     call = replace(call, menu=option.submenu, tries=0)
@@ -272,12 +267,12 @@ def _on_digit(call: Call, digit: str) -> Step:
     return call, out + more
 
 
-def _retry(call: Call, out: list[Output]) -> Step:
+def _retry(call: Call, out: list[Output], now: float) -> Step:
     menu = call.menu
     assert menu is not None
     tries = call.tries + 1
     if tries >= menu.max_tries:
-        call, more = _enqueue(replace(call, tries=tries), menu.fallback_queue)
+        call, more = _enqueue(replace(call, tries=tries), menu.fallback_queue, now)
         return call, out + more
     call, more = _prompt(replace(call, tries=tries), (*menu.invalid_prompts, *menu.prompts))
     return call, out + more
@@ -294,14 +289,25 @@ def _agent_gone(inp: Input, call: Call) -> bool:
             and inp.channel.id == call.agent_channel)
 
 
+TALKING = (CallState.CONNECTED, CallState.HELD, CallState.CONSULTING, CallState.CONSULTED)
+
+
+def _recording_ended(call: Call, inp: ev.RecordingFinished | ev.RecordingFailed) -> Step:
+    """A recording ended: the live one, one of an earlier agent (transfer), or the voicemail."""
+    name = inp.recording.name
+    ok = isinstance(inp, ev.RecordingFinished)
+    if name == call.recording and not call.recording_done:
+        return replace(call, recording_done=True), [RecordingReady(name)] if ok else []
+    if name in call.old_recordings:
+        old = tuple(r for r in call.old_recordings if r != name)
+        return replace(call, old_recordings=old), [RecordingReady(name)] if ok else []
+    return voicemail_finished(call, inp) or (call, [])
+
+
 def step(call: Call, inp: Input, now: float) -> Step:
     """Apply one input; unknown or late inputs leave the call unchanged."""
     if isinstance(inp, ev.RecordingFinished | ev.RecordingFailed):
-        if inp.recording.name == call.recording and not call.recording_done:
-            done = replace(call, recording_done=True)
-            ok = isinstance(inp, ev.RecordingFinished)
-            return done, [RecordingReady(inp.recording.name)] if ok else []
-        return call, []
+        return _recording_ended(call, inp)
     if isinstance(inp, Offer) and call.state is not CallState.QUEUED:
         return call, [AgentFailed(inp.agent_channel, f"call_{call.state}")]
     if call.state is CallState.ENDED:
@@ -316,13 +322,20 @@ def step(call: Call, inp: Input, now: float) -> Step:
 
     if state is CallState.IVR:
         if isinstance(inp, ev.ChannelDtmfReceived) and inp.channel.id == call.id:
-            return _on_digit(call, inp.digit)
+            return _on_digit(call, inp.digit, now)
         if (isinstance(inp, ev.PlaybackFinished) and inp.playback.id == call.playback_id
                 and call.menu is not None):
             return replace(call, playback_id=None, deadline=now + call.menu.timeout_s), []
         if isinstance(inp, Tick) and call.deadline is not None and now >= call.deadline:
-            return _retry(replace(call, deadline=None), [])
+            return _retry(replace(call, deadline=None), [], now)
         return call, []
+
+    if state in (CallState.QUEUED, CallState.OFFERING):
+        waited = waiting_step(call, inp, now)
+        if waited is not None:
+            return waited
+    if state in (CallState.CALLBACK_OFFER, CallState.VOICEMAIL, CallState.FAREWELL):
+        return leaving_step(call, inp, now)
 
     if state is CallState.QUEUED:
         if isinstance(inp, Offer):
@@ -337,15 +350,15 @@ def step(call: Call, inp: Input, now: float) -> Step:
             # Asterisk's own dial timeout only as a safety net: the ring timer is ours (Tick)
             return call, [DialAgent(inp.channel.id, call.id, call.ring_timeout + 5)]
         if isinstance(inp, Tick) and call.deadline is not None and now >= call.deadline:
-            return _agent_failed(call, "noanswer")
+            return _agent_failed(call, "noanswer", now)
         if isinstance(inp, ev.Dial) and inp.peer.id == call.agent_channel:
             if inp.dialstatus == "ANSWER":
                 return _whisper_or_bridge(call, now)
             if inp.dialstatus in FAILED_DIAL:
-                return _agent_failed(call, inp.dialstatus.lower())
+                return _agent_failed(call, inp.dialstatus.lower(), now)
             return call, []
         if _agent_gone(inp, call):
-            return _agent_failed(call, hangup_reason(inp))
+            return _agent_failed(call, hangup_reason(inp), now)
         wid = call.whisper_id
         whisper_done = ((isinstance(inp, ev.PlaybackFinished) and inp.playback.id == wid)
                         or (isinstance(inp, ActionFailed) and isinstance(inp.action, Play)
@@ -353,10 +366,13 @@ def step(call: Call, inp: Input, now: float) -> Step:
         if call.whisper_id is not None and whisper_done:
             return _agent_answered(replace(call, whisper_id=None), now)
         if isinstance(inp, ActionFailed) and isinstance(inp.action, CreateAgentLeg | DialAgent):
-            return _agent_failed(call, "originate_failed")
+            return _agent_failed(call, "originate_failed", now)
         return call, []
 
-    if state in (CallState.CONNECTED, CallState.HELD):
+    if state in TALKING:
+        transferred = transfer_step(call, inp, now)
+        if transferred is not None:
+            return transferred
         if _agent_gone(inp, call):
             return _end(replace(call, agent_channel=None), "agent_hangup", now,
                         hangup_caller=True)
@@ -391,11 +407,19 @@ def _resync(call: Call, inp: Resync, now: float) -> Step:
     if state is CallState.OFFERING:
         agent = call.agent_channel or ""
         if agent not in live:
-            call, out = _agent_failed(call, "lost")
+            call, out = _agent_failed(call, "lost", now)
             return call, [StartMoh(call.id, call.config.moh_class), *out]
         if live[agent] == "Up":
             return _agent_answered(call, now)
         return call, []
     if state is CallState.CONNECTED and (call.agent_channel or "") not in live:
         return _end(replace(call, agent_channel=None), "agent_lost", now, hangup_caller=True)
+    if state in (CallState.CONSULTING, CallState.CONSULTED):
+        if (call.agent_channel or "") not in live:
+            return _end(replace(call, agent_channel=None), "agent_lost", now, hangup_caller=True)
+        if (call.consult_channel or "") not in live:
+            return step(call, CancelTransfer(), now)
+        return call, [StartMoh(call.id, call.config.moh_class)]
+    if state in (CallState.FAREWELL, CallState.CALLBACK_OFFER, CallState.VOICEMAIL):
+        return resync_leaving(call)
     return call, []

@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -59,10 +59,11 @@ from channels.voice.inbound import (
     call_inbound,
     caller_address,
     end_inbound,
-    recording_inbound,
 )
 from channels.voice.ivr import IvrConfig
+from channels.voice.outbound import event_target
 from channels.voice.stream import Backoff, Connected, event_stream
+from channels.voice.voicemail import leg_recording_inbound, voicemail_inbound
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,15 @@ class VoiceChannel:
         self._sink: Sink | None = None
         self._calls: dict[str, _Worker] = {}
         self._owner: dict[str, str] = {}  # channel / bridge id -> call id
+        # channel / bridge id -> handler, for flows run beside inbound calls (click-to-call,
+        # supervisor snoops: channels.voice.dialer / .snoop); see watch()
+        self._watchers: dict[str, Callable[[ev.Event], Awaitable[None]]] = {}
+        # run after each (re)connect's reconciliation, so those flows resync too
+        self.reconnect_hooks: list[Callable[[], Awaitable[None]]] = []
         self.connected = asyncio.Event()  # set once the events stream is up and reconciled
         self.connections = 0  # how many times the events stream (re)connected
+        # the hub's router: where a queued call stands, asked when an announcement is due
+        self.queue_status: Callable[[str], Awaitable[sm.QueueStatus | None]] | None = None
 
     # --- receive loop ----------------------------------------------------------------------
 
@@ -137,6 +145,11 @@ class VoiceChannel:
                 if isinstance(item, Connected):
                     self.connections += 1
                     await self._reconcile()
+                    for hook in list(self.reconnect_hooks):
+                        try:
+                            await hook()
+                        except Exception:
+                            log.exception("reconnect hook failed")
                     self.connected.set()
                 else:
                     await self._dispatch(item)
@@ -188,6 +201,54 @@ class VoiceChannel:
     async def hangup(self, call_id: str) -> None:
         await self._control(call_id, sm.HangupRequest(), sm.CallState.ENDED)
 
+    # queue overflow and transfers (channels.voice.call_queue / .call_transfer)
+
+    async def voicemail(self, call_id: str) -> None:
+        """The caller leaves the queue for voicemail (the router's overflow)."""
+        await self._control(call_id, sm.VoicemailRequest(), sm.CallState.VOICEMAIL)
+
+    async def offer_callback(self, call_id: str) -> None:
+        """The caller leaves the queue and is offered a callback (the router's overflow)."""
+        await self._control(call_id, sm.CallbackOfferRequest(), sm.CallState.CALLBACK_OFFER)
+
+    async def requeue(self, call_id: str) -> None:
+        """Blind transfer, first half: the agent leaves, the caller is on MOH waiting for the
+        next :meth:`connect_agent` (another agent or an external number)."""
+        await self._control(call_id, sm.RequeueRequest(), sm.CallState.QUEUED)
+
+    async def consult(self, call_id: str, endpoint: str, *, ring_timeout: int | None = None) -> str:
+        """Attended transfer: caller on hold, ring ``endpoint``; returns the consult channel once
+        it answered (it then talks to the agent) or raises :class:`AgentUnavailable`."""
+        w = self._worker(call_id)
+        if w.call.state not in (sm.CallState.CONNECTED, sm.CallState.HELD):
+            raise PermanentChannelError(f"cannot consult from {w.call.state}",
+                                        code="bad_call_state")
+        leg = f"consult-{uuid.uuid4().hex[:16]}"
+        self._owner[leg] = call_id
+        w.offer = asyncio.get_running_loop().create_future()
+        await w.inbox.put((sm.ConsultRequest(endpoint, leg,
+                                             ring_timeout or self.settings.ring_timeout), None))
+        return await w.offer
+
+    async def complete_transfer(self, call_id: str) -> None:
+        await self._control(call_id, sm.CompleteTransfer(), sm.CallState.CONNECTED)
+
+    async def cancel_transfer(self, call_id: str) -> None:
+        await self._control(call_id, sm.CancelTransfer(), sm.CallState.CONNECTED)
+
+    async def _queue_news(self, w: _Worker) -> sm.QueueStatus | None:
+        """Ask the hub where a queued call stands, only when an announcement is due."""
+        call, provider = w.call, self.queue_status
+        if (provider is None or call.state is not sm.CallState.QUEUED or call.deadline is None
+                or self._clock() < call.deadline):
+            return None
+        try:
+            async with asyncio.timeout(2.0):
+                return await provider(call.id)
+        except Exception:
+            log.exception("call %s: queue status unavailable", call.id)
+            return None
+
     async def pause_recording(self, call_id: str) -> None:
         """Stop writing the call recording (card numbers, health data) until resumed."""
         await self.ari.pause_recording(self._recording(call_id))
@@ -233,8 +294,20 @@ class VoiceChannel:
             return self._owner.get(event.bridge.id)
         return None
 
+    def watch(self, key: str, handler: Callable[[ev.Event], Awaitable[None]]) -> None:
+        """Send events about channel or bridge ``key`` to ``handler`` instead of a call worker
+        (register before creating the channel, so its StasisStart is not taken for a caller)."""
+        self._watchers[key] = handler
+
+    def unwatch(self, key: str) -> None:
+        self._watchers.pop(key, None)
+
     async def _dispatch(self, event: ev.Event) -> None:
         log.debug("ARI event %s", event)
+        handler = self._watchers.get(event_target(event) or "")
+        if handler is not None:
+            await handler(event)
+            return
         if isinstance(event, ev.StasisStart) and event.channel.id not in self._owner:
             role = event.args[0] if event.args else ""
             if role == "inbound":
@@ -290,7 +363,7 @@ class VoiceChannel:
                     if w.call.state is sm.CallState.ENDED:
                         log.warning("call %s: recording never finished", w.call.id)
                         break
-                    inp, done = sm.Tick(), None
+                    inp, done = sm.Tick(await self._queue_news(w)), None
                 await self._apply(w, inp)
                 if done is not None and not done.done():
                     done.set_result((before, w.call))
@@ -319,21 +392,41 @@ class VoiceChannel:
 
     async def _perform(self, w: _Worker, outs: list[sm.Output]) -> None:
         failed: list[sm.ActionFailed] = []
-        for out in outs:
-            if isinstance(out, sm.Notice):
-                await self._notice(w, out)
-                continue
-            if isinstance(out, sm.CreateAgentLeg):
-                self._owner[out.channel] = w.call.id
-            elif isinstance(out, sm.Bridge):
-                self._owner[out.bridge_id] = w.call.id
-            try:
-                await execute(self.ari, self.settings.app, out)
-            except ChannelError as exc:
-                log.warning("call %s: %s failed: %s", w.call.id, type(out).__name__, exc)
-                failed.append(sm.ActionFailed(out, exc.code))
+        # A new call straight to the queue (no IVR menu): the hub's ingest and routing take
+        # longer than answering and starting MOH, so the Queued notice goes out with the Answer
+        # (ring time). The worker still waits for it where it stands, so notices keep their
+        # order and no input (the hub's offer) is taken before MOH started. After an IVR the
+        # notice keeps following the prompt's stop and MOH, as before.
+        early: tuple[sm.Notice, asyncio.Task[None]] | None = None
+        first = next((o for o in outs if isinstance(o, sm.Notice)), None)
+        if isinstance(first, sm.Queued) and outs and isinstance(outs[0], sm.Answer):
+            early = first, asyncio.create_task(self._notice(w, first))
+        try:
+            for out in outs:
+                if isinstance(out, sm.Notice):
+                    if early is not None and out is early[0]:
+                        await early[1]
+                    else:
+                        await self._notice(w, out)
+                    continue
+                await self._act(w, out, failed)
+        finally:
+            if early is not None and not early[1].done():
+                early[1].cancel()
         for f in failed:
             await self._apply(w, f)
+
+    async def _act(self, w: _Worker, out: sm.Action, failed: list[sm.ActionFailed]) -> None:
+        """Perform one ARI action; a failure is collected for the state machine."""
+        if isinstance(out, sm.CreateAgentLeg):
+            self._owner[out.channel] = w.call.id
+        elif isinstance(out, sm.Bridge):
+            self._owner[out.bridge_id] = w.call.id
+        try:
+            await execute(self.ari, self.settings.app, out)
+        except ChannelError as exc:
+            log.warning("call %s: %s failed: %s", w.call.id, type(out).__name__, exc)
+            failed.append(sm.ActionFailed(out, exc.code))
 
     async def _notice(self, w: _Worker, notice: sm.Notice) -> None:
         s = self.settings
@@ -353,14 +446,16 @@ class VoiceChannel:
             await self._emit(end_inbound(w.call, w.sender, channel_id=s.channel_id,
                                          received_at=now, abandoned=notice.abandoned,
                                          wait_s=notice.wait_s))
-        elif isinstance(notice, sm.RecordingReady):
+        elif isinstance(notice, sm.RecordingReady | sm.VoicemailReady):
             try:
                 wav = await self.ari.fetch_recording_file(notice.name)
             except ChannelError as exc:
                 log.error("call %s: recording %s not fetched: %s", w.call.id, notice.name, exc)
                 return
-            await self._emit(recording_inbound(w.call, w.sender, wav, channel_id=s.channel_id,
-                                               received_at=now))
+            make = (voicemail_inbound if isinstance(notice, sm.VoicemailReady)
+                    else leg_recording_inbound)
+            await self._emit(make(w.call, w.sender, notice.name, wav, channel_id=s.channel_id,
+                                  received_at=now))
             if s.delete_recordings:
                 with contextlib.suppress(ChannelError):
                     await self.ari.delete_stored_recording(notice.name)

@@ -94,8 +94,17 @@ class DestroyBridge:
     bridge_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordCaller:
+    """Record what the caller says (voicemail): a beep first, ``#`` or ``max_s`` ends it."""
+
+    channel: str
+    name: str
+    max_s: int
+
+
 Action = (Answer | Play | StopPlayback | StartMoh | StopMoh | CreateAgentLeg | DialAgent | Bridge
-          | RecordBridge | AddToBridge | RemoveFromBridge | Hangup | DestroyBridge)
+          | RecordBridge | AddToBridge | RemoveFromBridge | Hangup | DestroyBridge | RecordCaller)
 
 # --- notices (for the hub) ---------------------------------------------------------------------
 
@@ -128,7 +137,23 @@ class RecordingReady:
     name: str
 
 
-Notice = Queued | AgentAnswered | AgentFailed | Ended | RecordingReady
+@dataclass(frozen=True, slots=True)
+class VoicemailReady:
+    """The caller's voicemail is recorded (stored recording ``name``)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transferred:
+    """An attended transfer completed: ``agent_channel`` left, ``target_channel`` has the call."""
+
+    agent_channel: str
+    target_channel: str
+
+
+Notice = (Queued | AgentAnswered | AgentFailed | Ended | RecordingReady | VoicemailReady
+          | Transferred)
 Output = Action | Notice
 
 # --- inputs from the hub and the clock ---------------------------------------------------------
@@ -157,8 +182,53 @@ class HangupRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """Where a queued caller stands, from the hub's router: 1 = next; ``ewt_s`` None = unknown."""
+
+    position: int
+    ewt_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
-    pass
+    """The clock reached the call's deadline; ``status`` is fresh queue news for announcements."""
+
+    status: QueueStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailRequest:
+    """The router's overflow: the caller leaves the queue and records a message."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackOfferRequest:
+    """The router's overflow: offer the caller a callback (press the callback digit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueRequest:
+    """Blind transfer: the agent leaves, the caller goes back to music on hold to be offered to
+    whoever the hub picks next (another agent, a queue, or an external number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsultRequest:
+    """Attended transfer, step 1: caller on hold, ring ``endpoint`` on a new leg ``channel``."""
+
+    endpoint: str
+    channel: str
+    ring_timeout: int = 15
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteTransfer:
+    """Attended transfer done: the caller joins the consulted party, the agent leaves."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTransfer:
+    """Attended transfer abandoned: the consult leg hangs up, the caller is back with the agent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,4 +245,5 @@ class Resync:
 
 
 Input = (ev.Event | Offer | HoldRequest | UnholdRequest | HangupRequest | Tick | ActionFailed
-         | Resync)
+         | Resync | QueueStatus | VoicemailRequest | CallbackOfferRequest | RequeueRequest
+         | ConsultRequest | CompleteTransfer | CancelTransfer)

@@ -54,9 +54,30 @@ class IvrConfig:
     default_queue: str = "default"
     moh_class: str = "default"
     whisper: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the wait in the queue: position / estimated wait announced every ``announce_s`` seconds
+    # (0: never; ``announce_queues`` overrides it per IVR queue name), the caller may press
+    # ``callback_digit`` to leave and be called back, voicemail lasts at most ``voicemail_max_s``
+    announce_s: float = 0.0
+    announce_queues: Mapping[str, float] = field(default_factory=dict)
+    announce_holdtime: bool = True
+    callback_digit: str | None = None
+    callback_timeout_s: float = 6.0
+    voicemail_max_s: int = 120
+    voicemail_prompts: tuple[str, ...] = ("sound:vm-intro",)
+    goodbye_prompts: tuple[str, ...] = ("sound:auth-thankyou", "sound:vm-goodbye")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "whisper", MappingProxyType(dict(self.whisper)))
+        object.__setattr__(self, "announce_queues", MappingProxyType(dict(self.announce_queues)))
+        if self.callback_digit is not None and (len(self.callback_digit) != 1
+                                                or not self.callback_digit.isdigit()):
+            raise ValueError(f"callback digit {self.callback_digit!r} is not one digit 0-9")
+        if self.announce_s < 0 or any(v < 0 for v in self.announce_queues.values()):
+            raise ValueError("announcement intervals must be >= 0 seconds")
+
+    def announce_interval(self, queue: str | None) -> float:
+        """Seconds between announcements for callers in ``queue`` (0: none)."""
+        return float(self.announce_queues.get(queue or "", self.announce_s))
 
 
 def menu_from_dict(data: Mapping[str, Any], name: str = "main") -> Menu:

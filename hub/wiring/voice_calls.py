@@ -21,6 +21,15 @@ connects the router's decisions to the phones:
 - The call's end event (``interaction.created`` of an inbound voice ``event`` with metadata
   ``event`` = ``abandoned`` / ``ended``) → resolve the conversation with the outcome and the wait;
   the router counts an unanswered one as abandoned, and starts the agent's wrap-up otherwise.
+  A caller who left the queue for a callback or a voicemail (end reason ``callback`` /
+  ``voicemail``) is not resolved: the conversation becomes callback work
+  (:func:`hub.wiring.voice_queue.make_callback_work`), offered to agents without ringing a phone
+  (accepting it dials the caller back: :mod:`hub.wiring.voice_callbacks`).
+- The router's overflow steps ``voicemail`` / ``callback`` (bus events ``voice.voicemail`` /
+  ``voice.callback``) → send the live call there (:meth:`VoiceChannel.voicemail` /
+  :meth:`VoiceChannel.offer_callback`).
+- Queue announcements ask :class:`hub.wiring.voice_queue.QueueNews` (the channel's
+  ``queue_status``); each answer drops its cached estimated wait (read from the log).
   The recording arrives later as another event with the WAV attached; ingest files it in the same
   conversation (media store), nothing to do here.
 
@@ -34,7 +43,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,12 +52,19 @@ from channels.voice import AgentUnavailable, CallGone, VoiceChannel
 from channels.voice.call import CallState
 from hub.actions.conversations import do_transfer
 from hub.auth.sessions import Principal
+from hub.background import Background
 from hub.channel_host import HostContext
-from hub.db.models import Agent, Conversation
+from hub.db.models import Conversation
 from hub.domain import ConversationStatus, Role
 from hub.errors import ApiError
 from hub.events import Event
-from hub.wiring.voice_store import call_id_of, record_call_event, resolve_ended_call
+from hub.wiring.voice_queue import QueueNews, make_callback_work
+from hub.wiring.voice_store import (
+    call_id_of,
+    record_call_event,
+    resolve_ended_call,
+    ring_lookup,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +97,15 @@ class VoiceCalls:
         self._ctx = ctx
         self._channels: dict[str, VoiceChannel] = {}  # by channel instance id
         self._rings: dict[str, _Ring] = {}  # by offer id, while the phone rings
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Background("voice orchestration step")
+        self.news = QueueNews(ctx)
 
     def add(self, instance_id: str, channel: VoiceChannel) -> None:
         self._channels[instance_id] = channel
+        channel.queue_status = self.news.status
+
+    def channel(self, instance_id: str | None) -> VoiceChannel | None:
+        return self._channels.get(instance_id or "")
 
     def remove(self, instance_id: str) -> int:
         """Forget a channel; returns how many are left."""
@@ -118,12 +138,16 @@ class VoiceCalls:
                 return
             ring = _Ring(str(data["offer_id"]), agent_id, str(data["conversation_id"]))
             self._rings[ring.offer_id] = ring
-            self._spawn(self._ring(ring, data.get("expires_at")), f"voice-ring-{ring.offer_id}")
+            self._tasks.spawn(self._ring(ring, data.get("expires_at")),
+                              f"voice-ring-{ring.offer_id}")
+        elif name in ("voice.voicemail", "voice.callback"):
+            what = name.split(".", 1)[1]
+            self._tasks.spawn(self._overflow(str(data["id"]), what), f"voice-{what}-{data['id']}")
         elif name == "offer.revoked":
             revoked = self._rings.get(str(data.get("offer_id")))
             if revoked is not None:
                 revoked.revoked = True
-                self._spawn(self._cancel(revoked), f"voice-cancel-{revoked.offer_id}")
+                self._tasks.spawn(self._cancel(revoked), f"voice-cancel-{revoked.offer_id}")
         elif (
             name == "interaction.created"
             and data.get("channel") == "voice"
@@ -133,25 +157,11 @@ class VoiceCalls:
             meta = (data.get("payload") or {}).get("metadata") or {}
             if meta.get("event") in ("abandoned", "ended"):
                 call_id = str(data.get("external_id") or "").rsplit(":", 1)[0]
-                self._spawn(self._ended(str(data["conversation_id"]), call_id, dict(meta)),
+                self._tasks.spawn(self._ended(str(data["conversation_id"]), call_id, dict(meta)),
                             f"voice-end-{call_id}")  # fmt: skip
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(self._guard(coro), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _guard(coro: Coroutine[Any, Any, None]) -> None:
-        try:
-            await coro
-        except Exception:
-            log.exception("voice orchestration step failed")
-
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose()
 
     # --- offers -> phones --------------------------------------------------------------------
 
@@ -163,11 +173,11 @@ class VoiceCalls:
 
     async def _ring_once(self, ring: _Ring, expires_at: Any) -> None:
         async with self._ctx.sessions() as session:
-            agent = await session.get(Agent, ring.agent_id)
-            conv = await session.get(Conversation, ring.conversation_id)
-            call_id = await call_id_of(session, ring.conversation_id) if conv else None
-        endpoint = agent.voice_endpoint if agent is not None else None
+            endpoint, conv, call_id = await ring_lookup(session, ring.agent_id,
+                                                        ring.conversation_id)  # fmt: skip
         channel = self._channels.get(conv.channel_instance_id or "") if conv else None
+        if conv is not None and conv.attributes.get("callback"):
+            return  # callback work: the agent accepts it in the inbox and calls back
         if not endpoint:
             await self._not_rung(ring, "no_voice_endpoint")
             return
@@ -209,6 +219,8 @@ class VoiceCalls:
             return
         await self._note(ring, {**facts, "event": "agent_answered", "agent_channel": agent_channel,
                                 "ring_s": round(time.monotonic() - started, 3)})  # fmt: skip
+        if conv is not None and conv.queued_at is not None:
+            self.news.answered(conv.queue_id, time.time() - conv.queued_at.timestamp())
         if not await self._decide(ring, accept=True):
             await self._assign_anyway(ring)
 
@@ -301,12 +313,40 @@ class VoiceCalls:
             conv = await session.get(Conversation, conversation_id)
             if conv is None or await call_id_of(session, conversation_id) != call_id:
                 return  # not this conversation's current call
-            outcome = "abandoned" if meta.get("event") == "abandoned" else "completed"
-            events = await resolve_ended_call(session, conv, outcome=outcome, end=meta)
+            reason = meta.get("reason")
+            if reason in ("callback", "voicemail"):
+                events = await make_callback_work(session, conv, reason=str(reason), end=meta)
+                outcome = f"callback work ({reason})"
+            else:
+                outcome = "abandoned" if meta.get("event") == "abandoned" else "completed"
+                events = await resolve_ended_call(session, conv, outcome=outcome, end=meta)
         if events:
             log.info("call %s over (%s, waited %ss): conversation resolved", call_id, outcome,
                      meta.get("wait_s"))  # fmt: skip
         await self._publish(events)
+
+    # --- router overflow -----------------------------------------------------------------------
+
+    async def _overflow(self, conversation_id: str, what: str) -> None:
+        """The router took a waiting call out of routing: voicemail or a callback offer."""
+        async with self._ctx.sessions() as session:
+            conv = await session.get(Conversation, conversation_id)
+        live = await self.live_call(conv) if conv is not None else None
+        if conv is None or live is None:
+            return  # the caller already left: their end event settles the conversation
+        channel, call_id = live
+        try:
+            await (channel.voicemail(call_id) if what == "voicemail"
+                   else channel.offer_callback(call_id))
+        except ChannelError as exc:
+            log.warning("call %s: %s overflow failed: %s", call_id, what, exc.code)
+            return
+        async with self._ctx.sessions() as session, session.begin():
+            fresh = await session.get(Conversation, conversation_id)
+            if fresh is None:
+                return
+            event = await record_call_event(session, fresh, {"event": what, "call_id": call_id})
+        await self._publish([event])
 
     async def _publish(self, events: list[Event]) -> None:
         if events and self._ctx.bus is not None:

@@ -128,12 +128,13 @@ async def running_channel(tb: AsteriskTestbed, *, ari_url: str | None = None,
 
 
 async def heard_rms(tb: AsteriskTestbed, channel_id: str, workdir: Path,
-                    seconds: float = 1.5) -> float:
+                    seconds: float = 1.5, spy: str = "out") -> float:
     """RMS of what ``channel_id`` hears for a while, captured by an ARI snoop (spy=out) recording.
 
-    This is how the tests check "the caller hears music on hold": real audio out of Asterisk. The
-    snoop channel goes to a separate ``probe`` app (its own direct ARI connection), so it works
-    while the channel under test is disconnected and never shows up in its events.
+    This is how the tests check "the caller hears music on hold": real audio out of Asterisk
+    (``spy="in"``: what the channel sends instead). The snoop channel goes to a separate
+    ``probe`` app (its own direct ARI connection), so it works while the channel under test is
+    disconnected and never shows up in its events.
     """
     tag = uuid.uuid4().hex[:8]
     ari = AriClient(tb.ari_url, tb.user, tb.password)
@@ -141,7 +142,7 @@ async def heard_rms(tb: AsteriskTestbed, channel_id: str, workdir: Path,
     try:
         first = await anext(stream)
         assert isinstance(first, Connected)
-        snoop = await ari.snoop(channel_id, "probe", spy="out", snoop_id=f"snoop-{tag}")
+        snoop = await ari.snoop(channel_id, "probe", spy=spy, snoop_id=f"snoop-{tag}")
         async with asyncio.timeout(5):  # recording needs the snoop channel in the app
             async for item in stream:
                 if isinstance(item, StasisStart) and item.channel.id == snoop.id:
