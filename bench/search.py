@@ -12,6 +12,18 @@ documents, with facets and by time), a phrase of two common words ('"thank you"'
 mid-frequency and rare words, two-word AND, phrases, filters, a role restriction; every fifth
 query also fetches its second page through the cursor. Per-kind p95s are reported too, and the
 load average, because the machine may be shared. Prints ONE JSON object.
+
+Baseline in the same run: every query (and page 2) also runs with the index's exact
+common-word shortcuts switched off (``TantivyIndex.shortcuts = False``: the plain path, which is
+what the index did before them; it also drops the common-pair phrase shortcuts and filters),
+alternating which goes first, on the same index. ``plain_*``
+are those numbers and ``p95_plain_over_fast`` their ratio; both modes must return the same
+hits and totals, or the benchmark stops.
+Indexing has a same-run baseline too: the common-word ``pairs`` field (schema version 2, see
+``recorder/search/tantivy_terms.py``) costs Python work per word at index time, so the first
+``PAIRS_AB_DOCS`` documents are also indexed into scratch indexes with and without pair values,
+alternating (off, on, on, off): ``pairs_ab_index_docs_per_s`` and ``pairs_index_cost_ratio``
+(with / without; 1.0 = free).
 ``api_over_raw_ratio`` needs the hub's HTTP API and is not measured here (``null``).
 """
 
@@ -40,6 +52,7 @@ from recorder.search import (
     Sort,
     TantivyIndex,
     Visibility,
+    tantivy_terms,
 )
 
 # Function words first: in a Zipf distribution they take the top ranks, as in real speech.
@@ -58,6 +71,7 @@ CHANNELS = ("voice", "email", "fax", "sms", "webchat")
 DIRECTIONS = ("inbound", "outbound", "internal")
 KINDS = ("message", "transcript", "note", "email", "fax")
 START = datetime(2025, 1, 1, tzinfo=UTC)
+PAIRS_AB_DOCS = 100_000
 
 
 def vocabulary(rng: random.Random, size: int = 20_000) -> tuple[list[str], list[float]]:
@@ -127,6 +141,26 @@ def query_mix(rng: random.Random, count: int) -> list[tuple[str, SearchQuery]]:
             for i in range(count)]
 
 
+async def index_rate(docs: list[SearchDoc], pairs: bool) -> float:
+    """Bulk-indexing rate (docs/s) into a fresh scratch index, with or without ``pairs`` values
+    (the field stays in the schema; left empty, it costs tantivy next to nothing)."""
+    real = tantivy_terms.pair_field
+    if not pairs:
+        tantivy_terms.pair_field = lambda *texts: ""
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-search-ab-") as tmp:
+            index = TantivyIndex.open(Path(tmp), writer_heap=512_000_000)
+            t0 = time.perf_counter()
+            for i in range(0, len(docs), 50_000):
+                await index.bulk_insert(docs[i:i + 50_000])
+            await index.commit()
+            rate = len(docs) / (time.perf_counter() - t0)
+            await index.close()
+            return rate
+    finally:
+        tantivy_terms.pair_field = real
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 2)
@@ -145,35 +179,52 @@ async def run(n: int, queries: int, directory: Path, seed: int) -> dict[str, obj
     await index.commit()
     index_s = time.perf_counter() - t0
     index_cpu_s = time.process_time() - cpu0  # all threads: the cost independent of load
+    sample = docs[:PAIRS_AB_DOCS]
     del docs
     # Background merges after a bulk load compete with queries for the CPU; wait for them
     # (close() does) so queries are measured in steady state, and report how long that took.
     t0 = time.perf_counter()
     await index.close()
     merge_settle_s = time.perf_counter() - t0
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for pairs in (False, True, True, False):
+        rates[pairs].append(await index_rate(sample, pairs))
+    del sample
     index = TantivyIndex.open(directory)
     assert await index.count() == n
 
     mix = query_mix(rng, queries)
     for _, q in mix[:20]:  # warm the OS page cache and tantivy's caches
         await index.search(q)
-    by_kind: dict[str, list[float]] = {}
-    cpu_ms: list[float] = []  # CPU time of all our threads: what a query costs, load aside
+    by_kind: dict[bool, dict[str, list[float]]] = {True: {}, False: {}}
+    cpu_ms: dict[bool, list[float]] = {True: [], False: []}  # CPU of all threads, load aside
 
-    async def timed(kind: str, query: SearchQuery) -> SearchResult:
+    async def timed(kind: str, query: SearchQuery, fast: bool) -> SearchResult:
+        index.shortcuts = fast
         t, c = time.perf_counter(), time.process_time()
         result = await index.search(query)
-        by_kind.setdefault(kind, []).append((time.perf_counter() - t) * 1000)
-        cpu_ms.append((time.process_time() - c) * 1000)
+        by_kind[fast].setdefault(kind, []).append((time.perf_counter() - t) * 1000)
+        cpu_ms[fast].append((time.process_time() - c) * 1000)
         return result
 
+    def same(a: SearchResult, b: SearchResult, what: str) -> None:
+        if ([h.id for h in a.hits], a.total, a.facets) != ([h.id for h in b.hits], b.total,
+                                                            b.facets):
+            raise SystemExit(f"shortcuts changed the result of {what}")
+
     for i, (kind, q) in enumerate(mix):
-        result = await timed(kind, q)
-        if result.next_cursor and i % 5 == 0:  # every 5th query also fetches page 2
-            await timed(kind + "_page2", SearchQuery(
-                text=q.text, filters=q.filters, sort=q.sort, visibility=q.visibility,
-                facets=q.facets, cursor=result.next_cursor))
-    latencies = sorted(ms for values in by_kind.values() for ms in values)
+        order = (True, False) if i % 2 == 0 else (False, True)
+        results = {fast: await timed(kind, q, fast) for fast in order}
+        same(results[True], results[False], kind)
+        cursor = results[True].next_cursor
+        if cursor and i % 5 == 0:  # every 5th query also fetches page 2
+            page2 = SearchQuery(text=q.text, filters=q.filters, sort=q.sort,
+                                visibility=q.visibility, facets=q.facets, cursor=cursor)
+            second = {fast: await timed(kind + "_page2", page2, fast) for fast in order}
+            same(second[True], second[False], kind + "_page2")
+    index.shortcuts = True
+    latencies = sorted(ms for values in by_kind[True].values() for ms in values)
+    plain = sorted(ms for values in by_kind[False].values() for ms in values)
 
     commit_ms: list[float] = []
     for i in range(5):
@@ -198,14 +249,25 @@ async def run(n: int, queries: int, directory: Path, seed: int) -> dict[str, obj
         "index_docs_per_s": round(n / index_s),
         "index_docs_per_cpu_s": round(n / index_cpu_s),
         "merge_settle_s": round(merge_settle_s, 2),
+        "pairs_ab_index_docs_per_s": {"docs": min(n, PAIRS_AB_DOCS),
+                                      "with_pairs": round(statistics.mean(rates[True])),
+                                      "without_pairs": round(statistics.mean(rates[False]))},
+        "pairs_index_cost_ratio": round(statistics.mean(rates[True])
+                                        / statistics.mean(rates[False]), 2),
         "query_count": len(latencies),
         "query_p50_ms": round(statistics.median(latencies), 2),
         "query_p95_ms": p95(latencies),
         "query_max_ms": round(latencies[-1], 2),
-        "query_cpu_p50_ms": round(statistics.median(cpu_ms), 2),
-        "query_cpu_p95_ms": p95(cpu_ms),
+        "query_cpu_p50_ms": round(statistics.median(cpu_ms[True]), 2),
+        "query_cpu_p95_ms": p95(cpu_ms[True]),
+        "plain_query_p50_ms": round(statistics.median(plain), 2),
+        "plain_query_p95_ms": p95(plain),
+        "plain_query_max_ms": round(plain[-1], 2),
+        "plain_query_cpu_p95_ms": p95(cpu_ms[False]),
+        "p95_plain_over_fast": round(p95(plain) / p95(latencies), 2),
         "commit_to_searchable_ms": round(max(commit_ms), 2),
-        "query_p95_ms_by_kind": {k: p95(v) for k, v in sorted(by_kind.items())},
+        "query_p95_ms_by_kind": {k: p95(v) for k, v in sorted(by_kind[True].items())},
+        "plain_query_p95_ms_by_kind": {k: p95(v) for k, v in sorted(by_kind[False].items())},
         "cpus": os.cpu_count(),
         "load_avg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "api_over_raw_ratio": None,

@@ -7,9 +7,11 @@ with. The score is computed here, never by the client: each answered criterion c
 and the total weight; the result is scaled to 0-100.
 
 An evaluation is also appended to the conversation's interaction log as an internal note whose
-payload carries ``qa_score``: the search outbox trigger picks it up like any insert and
-:func:`hub.search.docs.build_doc` copies ``qa_score`` into the index, which is what makes
-``/api/search?qa_min=`` find scored conversations.
+payload carries ``qa_score``, in the same transaction. The search outbox trigger picks the note
+up like any insert, and the drainer re-indexes the *whole conversation* with its latest score
+(:func:`hub.search.docs.relabels_conversation`), so ``/api/search?qa_min=`` finds every
+message, call and transcript of a scored conversation; a crash before the index commit replays
+the outbox row, so no score update is lost.
 """
 
 from __future__ import annotations

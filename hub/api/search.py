@@ -2,7 +2,9 @@
 
 Lists in query parameters are comma-separated (``channel=email,sms``); ``from`` is inclusive and
 ``to`` exclusive (ISO 8601 with a zone). Agents see only what :mod:`hub.search.visibility`
-allows: conversations of queues they are qualified for, and conversations assigned to them.
+allows: conversations of queues they are qualified for, and conversations currently assigned to
+them. ``qa_min``/``qa_max`` match every interaction of a conversation whose latest QA
+evaluation scored in the range (0-100).
 """
 
 from __future__ import annotations
@@ -45,8 +47,12 @@ class SearchParamsBase(BaseModel):
     kind: str | None = Field(default=None, description="email, sms, fax, chat, note, ...")
     to: datetime | None = Field(default=None, description="exclusive, ISO 8601 with zone")
     has_recording: bool | None = None
-    qa_min: float | None = None
-    qa_max: float | None = None
+    qa_min: float | None = Field(
+        default=None, description="conversations whose latest QA score is at least this"
+    )
+    qa_max: float | None = Field(
+        default=None, description="conversations whose latest QA score is at most this"
+    )
     facets: str | None = Field(default=None, description="channel,queue,agent,direction,kind")
     sort: Literal["relevance", "time_desc", "time_asc"] = "relevance"
     limit: int = Field(default=20, ge=1, le=200)

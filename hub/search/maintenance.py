@@ -63,7 +63,7 @@ async def reindex(
     done = indexed = since_commit = 0
     async with sessions() as session:
         async for rows in stream_rows(session, batch):
-            docs = await rows_to_docs(session, rows)
+            docs = rows_to_docs(rows)
             await index.bulk_insert(docs)
             done += len(rows)
             indexed += len(docs)

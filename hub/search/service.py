@@ -1,15 +1,22 @@
 """The search subsystem as the lifespan runs it: index, drainer and retention loop.
 
 Built once by ``create_app``'s lifespan. If the index cannot be opened (tantivy directory
-locked by another hub process, Meilisearch unreachable, index of another schema version) the
-hub still runs: search answers 503 with the reason, the outbox keeps every update, and the log
-says what to do.
+locked by another hub process, Meilisearch unreachable) the hub still runs: search answers 503
+with the reason, the outbox keeps every update, and the log says what to do.
+
+An embedded index written by an older schema version (an upgrade changed what is indexed) is
+rebuilt by the hub itself, because the database is the source of truth: the old directory is
+moved aside, a fresh index is filled from the interactions table in the background (search
+answers 503 "rebuilding" meanwhile, the outbox keeps new updates), then the indexer starts and
+the old directory is deleted. Nobody has to stop the hub and run ``contacthub reindex``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -17,7 +24,7 @@ from hub.db.engine import SessionFactory
 from hub.events import EventBus
 from hub.search.backend import backend_name, index_dir, open_index
 from hub.search.indexer import Indexer
-from hub.search.maintenance import apply_retention
+from hub.search.maintenance import apply_retention, reindex
 from hub.settings import Settings
 from recorder.media import MediaStore
 from recorder.search import IndexUnavailableError, SchemaMismatchError, SearchIndex
@@ -48,6 +55,7 @@ class SearchService:
         self.index: SearchIndex | None = None
         self.indexer: Indexer | None = None
         self.unavailable_reason = "search is starting"
+        self._rebuilding: SearchIndex | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, supervise: Supervise) -> None:
@@ -63,18 +71,51 @@ class SearchService:
                 index_dir(self.settings),
             )
         except SchemaMismatchError as exc:
-            self.unavailable_reason = exc.message
-            log.error(
-                "search disabled: %s. Stop the hub, delete %s and run `contacthub reindex`.",
-                exc.message,
-                index_dir(self.settings),
-            )
+            if self.settings.meili_url:
+                self.unavailable_reason = exc.message
+                log.error("search disabled: %s. Run `contacthub reindex`.", exc.message)
+            else:
+                self.unavailable_reason = "search index is being rebuilt"
+                self._tasks.append(asyncio.create_task(self._rebuild(exc.message, supervise)))
         else:
-            self.indexer = Indexer(self.sessions, self.index, poll_s=self.poll_s)
-            self.bus.subscribe(self.indexer.on_event)
-            self._tasks.append(asyncio.create_task(supervise("search-indexer", self.indexer.run)))
-            log.info("search: %s index ready", backend_name(self.settings))
+            self._start_indexer(self.index, supervise)
         self._tasks.append(asyncio.create_task(supervise("retention", self._retention_loop)))
+
+    def _start_indexer(self, index: SearchIndex, supervise: Supervise) -> None:
+        self.indexer = Indexer(self.sessions, index, poll_s=self.poll_s)
+        self.bus.subscribe(self.indexer.on_event)
+        self._tasks.append(asyncio.create_task(supervise("search-indexer", self.indexer.run)))
+        log.info("search: %s index ready", backend_name(self.settings))
+
+    async def _rebuild(self, why: str, supervise: Supervise) -> None:
+        """Move the outdated embedded index aside and fill a new one from the database."""
+        path = index_dir(self.settings)
+        aside = path.with_name(f"{path.name}.outdated-{int(time.time())}")
+        log.warning("search: %s; rebuilding it from the database (old copy: %s)", why, aside)
+        try:
+            await asyncio.to_thread(path.rename, aside)
+            index = await open_index(self.settings)
+        except (OSError, IndexUnavailableError, SchemaMismatchError) as exc:
+            self.unavailable_reason = f"search index rebuild failed: {exc}"
+            log.error("search disabled: %s. Run `contacthub reindex` with the hub stopped.", exc)
+            return
+        self._rebuilding = index  # not searchable until it is complete
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            self.unavailable_reason = f"search index is being rebuilt ({done}/{total})"
+
+        try:
+            docs = await reindex(self.sessions, index, progress=progress)
+        except Exception:  # the DB went away mid-rebuild: say so, keep the hub up
+            self.unavailable_reason = "search index rebuild failed (see the log)"
+            log.exception("search: rebuilding the index failed; run `contacthub reindex`")
+            return
+        log.info("search: index rebuilt with %d docs in %.1f s", docs,
+                 time.monotonic() - started)  # fmt: skip
+        self.index, self._rebuilding = index, None
+        self._start_indexer(index, supervise)
+        await asyncio.to_thread(shutil.rmtree, aside, True)
 
     async def _retention_loop(self) -> None:
         while True:
@@ -88,6 +129,7 @@ class SearchService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.index is not None:
-            await self.index.close()
-            self.index = None
+        for index in (self.index, self._rebuilding):
+            if index is not None:
+                await index.close()
+        self.index = self._rebuilding = None

@@ -5,6 +5,11 @@ interactions of conversations (a) in a queue whose required skills they all hold
 required minimum level, or (b) currently assigned to them. The restriction is enforced inside
 the index (totals and facet counts included), so nothing leaks through counts. A conversation
 in no queue is visible to an agent only while assigned to them.
+
+"Currently" is kept true by the indexer, not here: each doc's ``agent`` label is the
+conversation's assignee *now*, because every log entry that can change it (assignment,
+transfer, merge, status change such as requeue or reopen) re-indexes the conversation's docs
+(:func:`hub.search.docs.relabels_conversation`). Having held a conversation once grants nothing.
 """
 
 from __future__ import annotations

@@ -8,9 +8,15 @@ reloads the reader, so a search issued after ``commit()`` returns sees the chang
 
 Every tantivy call that touches the index blocks, so it runs in a worker thread
 (``asyncio.to_thread``; only query building, microseconds, runs on the event loop). A lock
-serializes writer use, while searches run concurrently against immutable searcher snapshots;
-a search with facets computes hits and facet counts in two threads on the same snapshot.
-Tantivy releases the GIL while it searches and indexes.
+serializes writer use, while searches run concurrently against the committed
+:class:`~recorder.search.tantivy_snapshot.Snapshot` (replaced at each commit); a search with
+facets computes hits and facet counts in two threads on the same snapshot. Tantivy releases
+the GIL while it searches and indexes. A one-word query without filters (the expensive
+"very common word" case) takes the snapshot's exact shortcuts: total from document
+frequencies, facets from the word's complement, time order from a key window. A phrase of
+two common words takes the same shortcuts through its term in the ``pairs`` field, and every
+phrase requires its indexed pairs as a constant-score filter, so the phrase check (which reads
+positions) runs on real matches only instead of every document holding all its words.
 
 A query is: the user text (rebuilt from :func:`recorder.search.text.parse_text`, every term
 required) AND each filter AND the visibility restriction, with filters wrapped in constant-score
@@ -40,12 +46,15 @@ from recorder.search.paging import (
     next_cursor,
 )
 from recorder.search.tantivy_schema import (
+    PAIR_FIELD,
     SCHEMA_VERSION,
     TEXT_FIELDS,
     build_schema,
     from_tantivy,
     to_tantivy,
 )
+from recorder.search.tantivy_snapshot import KeyRange, Snapshot
+from recorder.search.tantivy_terms import analyze_word, common_pairs, phrase_pair
 from recorder.search.text import Clause, parse_text, positive, render_ranges
 from recorder.search.types import (
     SearchDoc,
@@ -67,7 +76,10 @@ _Occur = tantivy.Occur
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """A query translated for tantivy: ``base`` selects every match (totals, facets),
-    ``page_q`` the rest after the cursor, read from ``offset``."""
+    ``page_q`` the rest after the cursor, read from ``offset``. When the query is one word
+    or one two-word phrase without filters or restriction, ``word`` is its indexed term or
+    ``pair`` its pair term, and ``exact_q`` selects the same documents without reading
+    positions (see the snapshot)."""
 
     query: SearchQuery
     sort: Sort
@@ -76,6 +88,9 @@ class _Plan:
     base: tantivy.Query
     page_q: tantivy.Query
     offset: int
+    word: str | None
+    pair: str | None
+    exact_q: tantivy.Query | None
 
 
 class TantivyIndex:
@@ -83,9 +98,13 @@ class TantivyIndex:
 
     def __init__(self, index: tantivy.Index, schema: tantivy.Schema, writer_heap: int,
                  writer_threads: int) -> None:
+        # The exact common-word shortcuts; off only to measure or test the plain path.
+        self.shortcuts = True
         self._index = index
         self._schema = schema
         self._lock = threading.Lock()
+        self._snap = Snapshot(index.searcher(), schema)
+        self._keys = _key_range(self._snap)
         try:
             self._writer: tantivy.IndexWriter | None = index.writer(writer_heap, writer_threads)
         except ValueError as exc:  # tantivy reports the lock file as ValueError
@@ -117,8 +136,7 @@ class TantivyIndex:
             marker.write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
         index = tantivy.Index(schema, path=str(directory), reuse=True)
         opened = cls(index, schema, writer_heap, writer_threads)
-        log.info("search index opened at %s with %d docs", directory,
-                 index.searcher().num_docs)
+        log.info("search index opened at %s with %d docs", directory, opened._snap.num_docs)
         return opened
 
     # ---- writes -------------------------------------------------------------------------
@@ -135,6 +153,12 @@ class TantivyIndex:
                 if replace_existing:
                     writer.delete_documents_by_term("id", doc.id)
                 writer.add_document(to_tantivy(doc, self._schema))
+            if docs:  # widen the known key range (only ever a hint for time windows)
+                low = key_bound(utc_ms(min(d.at for d in docs)))
+                high = key_bound(utc_ms(max(d.at for d in docs)) + 1) - 1
+                if self._keys is not None:
+                    low, high = min(low, self._keys.low), max(high, self._keys.high)
+                self._keys = KeyRange(low, high)
 
     async def upsert(self, docs: Iterable[SearchDoc]) -> None:
         await asyncio.to_thread(self._upsert_sync, list(docs), True)
@@ -159,6 +183,7 @@ class TantivyIndex:
             try:
                 self._require_writer().commit()
                 self._index.reload()
+                self._snap = Snapshot(self._index.searcher(), self._schema)
             except (ValueError, OSError) as exc:  # e.g. disk full: the outbox will retry
                 log.error("search index commit failed: %s", exc)
                 raise IndexUnavailableError(f"commit failed: {exc}") from exc
@@ -172,12 +197,14 @@ class TantivyIndex:
             writer.delete_all_documents()
             writer.commit()
             self._index.reload()
+            self._snap = Snapshot(self._index.searcher(), self._schema)
+            self._keys = None
 
     async def clear(self) -> None:
         await asyncio.to_thread(self._clear_sync)
 
     async def count(self) -> int:
-        return int(await asyncio.to_thread(lambda: self._index.searcher().num_docs))
+        return self._snap.num_docs
 
     def _close_sync(self) -> None:
         with self._lock:
@@ -253,8 +280,20 @@ class TantivyIndex:
         text_q = self._text_query(clauses)
         sort = effective_sort(query, text_q is not None and positive(clauses))
         prev = decode_cursor(query)
-        filters = [tantivy.Query.const_score_query(q, 0.0) for q in self._filters(query)]
+        restrictions = self._filters(query)
+        filters = [tantivy.Query.const_score_query(q, 0.0) for q in restrictions]
+        if self.shortcuts:
+            filters += self._pair_filters(clauses)
         base = self._all(([text_q] if text_q is not None else []) + filters)
+        word = pair = None
+        exact_q = text_q
+        if self.shortcuts and len(clauses) == 1 and not clauses[0].negated and not restrictions:
+            word = analyze_word(clauses[0].text)
+            pair = None if word is not None else phrase_pair(clauses[0].text)
+            if pair is not None:
+                exact_q = tantivy.Query.term_query(self._schema, PAIR_FIELD, pair)
+                if sort is not Sort.RELEVANCE:
+                    base = exact_q  # the same documents; time order needs no phrase scores
         page_q, offset = base, 0
         if prev is not None and sort is Sort.RELEVANCE:
             offset = prev.seen
@@ -264,21 +303,41 @@ class TantivyIndex:
             lower, upper = ((prev.key, 2**62) if sort is Sort.TIME_ASC else (-(2**62), prev.key))
             keyset = self._range("sort_key", tantivy.FieldType.Integer, lower, upper)
             page_q, offset = self._all([base, keyset]), prev.skip
-        return _Plan(query, sort, prev, text_q, base, page_q, offset)
+        return _Plan(query, sort, prev, text_q, base, page_q, offset, word, pair,
+                     exact_q if word is not None or pair is not None else None)
 
-    def _page_sync(self, searcher: tantivy.Searcher, plan: _Plan) -> SearchResult:
+    def _pair_filters(self, clauses: tuple[Clause, ...]) -> list[tantivy.Query]:
+        """A document matching a phrase holds each indexed pair of its words, so requiring
+        the pair terms (constant score 0) changes neither the matches nor the scores, and the
+        phrase reads positions of real matches only."""
+        terms = {p for c in clauses if not c.negated for p in common_pairs(c.text)}
+        return [tantivy.Query.const_score_query(
+                    tantivy.Query.term_query(self._schema, PAIR_FIELD, t), 0.0)
+                for t in sorted(terms)]
+
+    def _page_sync(self, snap: Snapshot, plan: _Plan) -> SearchResult:
         query, sort, prev = plan.query, plan.sort, plan.prev
-        if sort is Sort.RELEVANCE:
-            found = searcher.search(plan.page_q, query.limit, count=True, offset=plan.offset)
+        searcher = snap.searcher
+        order = tantivy.Order.Asc if sort is Sort.TIME_ASC else tantivy.Order.Desc
+        known = (snap.term_total(plan.word) if plan.word is not None else
+                 snap.pair_total(plan.pair) if plan.pair is not None else None)
+        raw: list[tuple[Any, tantivy.DocAddress]] | None = None
+        if known is not None and sort is not Sort.RELEVANCE:
+            raw = snap.time_window(plan.base, limit=query.limit, offset=plan.offset,
+                                   total=known, ascending=sort is Sort.TIME_ASC,
+                                   bound=None if prev is None else prev.key, keys=self._keys)
+        if raw is None:
+            field = None if sort is Sort.RELEVANCE else "sort_key"
+            found = searcher.search(plan.page_q, query.limit, count=known is None,
+                                    order_by_field=field, offset=plan.offset, order=order)
+            raw = list(found.hits)
+        if known is not None:
+            total = known
         else:
-            order = tantivy.Order.Asc if sort is Sort.TIME_ASC else tantivy.Order.Desc
-            found = searcher.search(plan.page_q, query.limit, count=True,
-                                    order_by_field="sort_key", offset=plan.offset, order=order)
-        matched = int(found.count or 0)  # type: ignore[attr-defined]  # missing in the stub
-        total = matched if prev is None or sort is Sort.RELEVANCE else (
-            prev.seen + matched - prev.skip)
-        hits, keys = self._hits(searcher, found.hits, sort,
-                                plan.text_q if query.highlight else None)
+            matched = int(found.count or 0)  # type: ignore[attr-defined]  # missing in stub
+            total = matched if prev is None or sort is Sort.RELEVANCE else (
+                prev.seen + matched - prev.skip)
+        hits, keys = self._hits(searcher, raw, sort, plan.text_q if query.highlight else None)
         return SearchResult(
             hits=tuple(hits), total=total, total_exact=True, facets=MappingProxyType({}),
             next_cursor=next_cursor(query, sort, prev, len(hits), keys, total))
@@ -297,12 +356,14 @@ class TantivyIndex:
             stored = searcher.doc(address)
             highlights: dict[str, str] = {}
             for name, gen in generators.items():
+                full = str(stored.get_first(name) or "")
+                if not full:  # nothing to highlight (most docs have no subject): skip the work
+                    continue
                 snippet = gen.snippet_from_doc(stored)
                 ranges = [(r.start, r.end) for r in snippet.highlighted()]
                 if not ranges:
                     continue
                 span = snippet.fragment_range()
-                full = str(stored.get_first(name) or "")
                 if len(full) <= _SNIPPET_CHARS:  # short field: show it whole, punctuation too
                     shifted = [(a + span.start, b + span.start) for a, b in ranges]
                     highlights[name] = render_ranges(full.encode(), shifted, before=False,
@@ -317,11 +378,19 @@ class TantivyIndex:
             hits.append(SearchHit(from_tantivy(stored), score, MappingProxyType(highlights)))
         return hits, keys
 
-    def _facets(self, searcher: tantivy.Searcher, base: tantivy.Query,
-                query: SearchQuery) -> dict[str, Mapping[str, int]]:
+    def _facets(self, snap: Snapshot, plan: _Plan) -> dict[str, Mapping[str, int]]:
+        query = plan.query
+        term = plan.word if plan.word is not None else plan.pair
+        if (term is not None and plan.exact_q is not None
+                and snap.is_common(term, pair=plan.pair is not None)):
+            counted = snap.complement_facets(plan.exact_q, query.facets)
+            if counted is not None:
+                return {name: facet_counts(pairs, query.facet_size)
+                        for name, pairs in sorted(counted.items())}
         request = {name: {"terms": {"field": name, "size": query.facet_size}}
                    for name in sorted(query.facets)}
-        answer = searcher.aggregate(base, request)
+        target = plan.exact_q if plan.exact_q is not None else plan.base
+        answer = snap.searcher.aggregate(target, request)
         out: dict[str, Mapping[str, int]] = {}
         for name in sorted(query.facets):
             buckets = answer.get(name, {}).get("buckets", [])
@@ -332,11 +401,23 @@ class TantivyIndex:
     async def search(self, query: SearchQuery) -> SearchResult:
         """Hits and facet counts are computed in two threads at once, on one snapshot."""
         plan = self._plan(query)
-        searcher = self._index.searcher()
+        snap = self._snap
         if not query.facets:
-            return await asyncio.to_thread(self._page_sync, searcher, plan)
+            return await asyncio.to_thread(self._page_sync, snap, plan)
         page, facets = await asyncio.gather(
-            asyncio.to_thread(self._page_sync, searcher, plan),
-            asyncio.to_thread(self._facets, searcher, plan.base, query))
+            asyncio.to_thread(self._page_sync, snap, plan),
+            asyncio.to_thread(self._facets, snap, plan))
         return replace(page, facets=MappingProxyType(facets))
+
+
+def _key_range(snap: Snapshot) -> KeyRange | None:
+    """The time-key bounds of an opened index (one pass over the key column, at open)."""
+    if snap.num_docs == 0:
+        return None
+    answer = snap.searcher.aggregate(tantivy.Query.all_query(), {
+        "low": {"min": {"field": "sort_key"}}, "high": {"max": {"field": "sort_key"}}})
+    low, high = answer["low"]["value"], answer["high"]["value"]
+    if low is None or high is None:
+        return None
+    return KeyRange(int(low), int(high))
 

@@ -7,6 +7,8 @@
 - ``sort_key``: i64 fast + indexed, one column for time order, date-range filters and
   search-after cursors (see :mod:`recorder.search.paging`).
 - ``at_us``: stored microseconds, so ``at`` round-trips exactly.
+- ``pairs``: every two adjacent terms of subject and text as one term (doc ids only, not
+  stored; see :mod:`recorder.search.tantivy_terms`), so a two-word phrase is one term lookup.
 
 Bump :data:`SCHEMA_VERSION` on any change: an index on disk with another version is not
 opened (the hub rebuilds it with ``reindex``).
@@ -19,13 +21,15 @@ from typing import Any
 
 import tantivy
 
+from recorder.search import tantivy_terms
 from recorder.search.paging import sort_key
 from recorder.search.types import SearchDoc, utc_ms
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the ``pairs`` field
 TEXT_FIELDS = ("subject", "text")
 LABEL_FIELDS = ("channel", "queue", "agent", "direction", "kind")
 ID_FIELDS = ("id", "conversation_id", "contact_id")
+PAIR_FIELD = "pairs"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -39,6 +43,8 @@ def build_schema() -> tantivy.Schema:
                           index_option="basic")
     for name in TEXT_FIELDS:
         sb.add_text_field(name, stored=True, tokenizer_name="en_stem", index_option="position")
+    sb.add_text_field(PAIR_FIELD, stored=False, tokenizer_name="whitespace",
+                      index_option="basic")
     sb.add_integer_field("sort_key", indexed=True, fast=True)
     sb.add_integer_field("at_us", stored=True)
     sb.add_boolean_field("has_recording", stored=True, indexed=True, fast=True)
@@ -61,6 +67,7 @@ def to_tantivy(doc: SearchDoc, schema: tantivy.Schema) -> tantivy.Document:
         "sort_key": sort_key(doc.id, utc_ms(doc.at)),
         "at_us": (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,
         "has_recording": doc.has_recording,
+        PAIR_FIELD: tantivy_terms.pair_field(doc.subject, doc.text),
     }
     if doc.queue is not None:
         values["queue"] = doc.queue

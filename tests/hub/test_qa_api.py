@@ -279,6 +279,18 @@ async def test_trend_buckets_and_team_overview(db: Db) -> None:
         assert recent["count"] == (3 if datetime.now(UTC) - timedelta(weeks=12) < plan[0][0] else 0)
 
 
+async def scored(hub: RunningHub, want: int, **params: Any) -> list[tuple[str, str, float]]:
+    """``(conversation, kind, qa_score)`` of the hits of a QA-range search, sorted, once
+    ``want`` docs match (the drainer is asynchronous)."""
+    deadline = time.monotonic() + 5
+    while True:
+        body = await call(hub, Role.QA, "GET", "/api/search", 200, params=params)
+        if body["total"] == want or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    return sorted((h["conversation_id"], h["kind"], h["qa_score"]) for h in body["hits"])
+
+
 async def test_score_reaches_search_and_the_timeline(db: Db) -> None:
     async with running_hub(db) as hub:
         form = await call(hub, Role.SUPERVISOR, "POST", "/api/qa/forms", 201, json=FORM)
@@ -288,20 +300,41 @@ async def test_score_reaches_search_and_the_timeline(db: Db) -> None:
         for conv, given_answers in ((good, answers()), (bad, answers(greeting=1, upsell=0))):
             body = {"form_id": form["id"], "conversation_id": conv, "answers": given_answers}
             await call(hub, Role.QA, "POST", "/api/qa/evaluations", 201, json=body)
-        deadline = time.monotonic() + 5
-        while True:
-            high = await call(hub, Role.QA, "GET", "/api/search", 200, params={"qa_min": 90})
-            low = await call(hub, Role.QA, "GET", "/api/search", 200, params={"qa_max": 50})
-            if (high["total"] and low["total"]) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.05)
-        assert [(h["conversation_id"], h["qa_score"]) for h in high["hits"]] == [(good, 100.0)]
-        assert [(h["conversation_id"], h["qa_score"]) for h in low["hits"]] == [(bad, 48.0)]
-        assert high["hits"][0]["agent"] == hub.agent_ids["agent@t.test"]
+        # every interaction of a scored conversation carries its score, not just the QA note
+        assert await scored(hub, 2, qa_min=90) == [(good, "note", 100.0), (good, "sms", 100.0)]
+        assert await scored(hub, 2, qa_max=50) == [(bad, "note", 48.0), (bad, "sms", 48.0)]
+        high = await call(hub, Role.QA, "GET", "/api/search", 200, params={"qa_min": 90})
+        assert {h["agent"] for h in high["hits"]} == {hub.agent_ids["agent@t.test"]}
         timeline = await call(hub, Role.QA, "GET", f"/api/conversations/{good}/interactions", 200)
         note = timeline["items"][-1]
         assert note["kind"] == "note" and note["payload"]["qa_score"] == 100.0
         assert note["text"].startswith("QA evaluation: 100/100")
+
+
+async def test_rescoring_moves_the_whole_conversation_and_later_messages_inherit(db: Db) -> None:
+    """The conversation score is its latest evaluation: a re-score re-labels every doc (through
+    the outbox), and a message arriving after the evaluation is indexed with the score."""
+    async with running_hub(db) as hub:
+        form = await call(hub, Role.SUPERVISOR, "POST", "/api/qa/forms", 201, json=FORM)
+        conv = await assigned_conversation(hub, db, "r1", "my parcel is late")
+        body = {"form_id": form["id"], "conversation_id": conv, "answers": answers()}
+        await call(hub, Role.QA, "POST", "/api/qa/evaluations", 201, json=body)
+        assert await scored(hub, 2, qa_min=90) == [(conv, "note", 100.0), (conv, "sms", 100.0)]
+
+        await hub.services.ingestor(inbound(ChannelKind.SMS, "+15550001234", "r2", "any news?"))
+        got = await scored(hub, 3, qa_min=90)
+        assert got == [(conv, "note", 100.0), (conv, "sms", 100.0), (conv, "sms", 100.0)]
+
+        low = {**body, "answers": answers(greeting=0, resolved="no", upsell=0)}
+        await call(hub, Role.QA, "POST", "/api/qa/evaluations", 201, json=low)
+        assert await scored(hub, 0, qa_min=90) == []
+        # both notes and both messages now carry the latest score
+        assert [k for _, k, s in await scored(hub, 4, qa_max=30) if s == 20.0] == [
+            "note",
+            "note",
+            "sms",
+            "sms",
+        ]
 
 
 async def test_purging_a_contact_erases_their_evaluations(db: Db) -> None:

@@ -17,7 +17,7 @@ from hub.search.backend import index_dir
 from recorder.search import TantivyIndex
 from tests.conftest import Db
 from tests.hub.helpers import inbound
-from tests.hub.server import RunningHub, running_hub, seed_users
+from tests.hub.server import PASSWORD, RunningHub, running_hub, seed_users
 from tests.hub.test_search_outbox import ingest, make_ingestor, outbox_rows
 
 
@@ -132,6 +132,87 @@ async def test_agents_see_only_their_queues_and_assignments(db: Db) -> None:
         assert body["facets"]["queue"] == {"q_billing": 1, "q_spanish": 1}
         for role in (Role.QA, Role.ADMIN):
             assert (await search(hub, role, text="printer"))["total"] == 3
+
+
+async def visible_ids(hub: RunningHub, token: str, want: set[str], **params: Any) -> set[str]:
+    """The hit ids an agent (by token) gets, once they equal ``want`` or after 5 s (the index
+    follows the log asynchronously)."""
+    deadline = time.monotonic() + 5
+    while True:
+        async with hub.client(token=token) as c:
+            r = await c.get("/api/search", params=params)
+        assert r.status_code == 200, r.text
+        got = {h["id"] for h in r.json()["hits"]}
+        assert r.json()["total"] == len(got)
+        if got == want or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.05)
+
+
+async def test_agent_visibility_follows_the_current_assignee(db: Db) -> None:
+    """Assigned-to-me means *now*: a transfer away, a transfer to a queue the agent is not
+    skilled for and a reopen (which clears the assignee) all hide the conversation again, even
+    though the agent once held it; a transfer back shows it again."""
+    agents = await seed_users(db)
+    me, other = agents["agent@t.test"], agents["agent2@t.test"]
+    async with db.sessions() as s, s.begin():
+        s.add(Queue(id="q_es", name="spanish", required_skills=[{"skill": "es"}]))
+        s.add(Queue(id="q_es2", name="spanish 2", required_skills=[{"skill": "es"}]))
+    ingestor = make_ingestor(db.sessions)
+    first = await ingest(ingestor, "kettle descaling", ext="v1", sender="+15550000021")
+    conv = first.conversation_id
+    async with db.sessions() as s, s.begin():
+        await s.execute(
+            update(Conversation)
+            .where(Conversation.id == conv)
+            .values(queue_id="q_es", assignee_id=me, status="assigned")
+        )
+    async with running_hub(db) as hub:
+        async with hub.client() as c:
+            r = await c.post(
+                "/api/auth/login", json={"email": "agent2@t.test", "password": PASSWORD}
+            )
+            assert r.status_code == 200, r.text
+        mine, theirs = hub.tokens[Role.AGENT], r.json()["token"]
+        await wait_total(hub, Role.QA, 1, text="kettle")
+        assert await visible_ids(hub, mine, {first.interaction_id}, text="kettle") == {
+            first.interaction_id
+        }
+        assert await visible_ids(hub, theirs, set(), text="kettle") == set()
+
+        async with hub.client(Role.SUPERVISOR) as c:
+            r = await c.post(f"/api/conversations/{conv}/transfer", json={"agent_id": other})
+            assert r.status_code == 200, r.text
+        assert await visible_ids(hub, mine, set(), text="kettle") == set()
+        assert await visible_ids(hub, theirs, {first.interaction_id}, text="kettle") == {
+            first.interaction_id
+        }
+
+        async with hub.client(token=theirs) as c:  # the new holder hands it back
+            r = await c.post(f"/api/conversations/{conv}/transfer", json={"agent_id": me})
+            assert r.status_code == 200, r.text
+        async with hub.client(token=mine) as c:
+            r = await c.post(f"/api/conversations/{conv}/notes", json={"text": "kettle: fixed"})
+            assert r.status_code == 201, r.text
+        both = {first.interaction_id, r.json()["id"]}
+        assert await visible_ids(hub, mine, both, text="kettle") == both
+        assert await visible_ids(hub, theirs, set(), text="kettle") == set()
+
+        async with hub.client(token=mine) as c:  # to a queue I am not skilled for
+            r = await c.post(f"/api/conversations/{conv}/transfer", json={"queue_id": "q_es2"})
+            assert r.status_code == 200, r.text
+        assert await visible_ids(hub, mine, set(), text="kettle") == set()
+
+        async with hub.client(Role.SUPERVISOR) as c:  # assigned again, resolved, reopened
+            r = await c.post(f"/api/conversations/{conv}/transfer", json={"agent_id": me})
+            assert r.status_code == 200, r.text
+            assert await visible_ids(hub, mine, both, text="kettle") == both
+            r = await c.post(f"/api/conversations/{conv}/resolve")
+            assert r.status_code == 200, r.text
+            r = await c.post(f"/api/conversations/{conv}/reopen")
+            assert r.status_code == 200, r.text
+        assert await visible_ids(hub, mine, set(), text="kettle") == set()
+        assert (await search(hub, Role.QA, text="kettle"))["total"] == 2
 
 
 async def test_bad_queries_are_400_or_422_with_codes(db: Db) -> None:

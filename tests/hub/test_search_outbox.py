@@ -14,14 +14,23 @@ from sqlalchemy import delete, func, select, update
 from channels.base import Address, AddressKind, Attachment, ChannelKind, Inbound, IngestReceipt
 from hub.actions.ingest import Ingestor
 from hub.actions.log import append
+from hub.actions.qa import FormContent, do_create_form, do_evaluate
+from hub.auth.sessions import Principal
 from hub.db.engine import SessionFactory
-from hub.db.models import Conversation, Interaction, SearchOutbox
-from hub.domain import ActorType, Direction, InteractionKind
+from hub.db.models import Conversation, Interaction, SearchOutbox, User
+from hub.domain import ActorType, Direction, InteractionKind, Role
 from hub.search.indexer import Indexer
 from recorder.media import MediaStore
-from recorder.search import IndexUnavailableError, SearchDoc, SearchQuery, TantivyIndex
+from recorder.search import (
+    IndexUnavailableError,
+    SearchDoc,
+    SearchFilters,
+    SearchQuery,
+    TantivyIndex,
+)
 from tests.conftest import Db
 from tests.hub.helpers import MemoryMedia, RecordingBus
+from tests.hub.server import seed_users
 
 
 def make_ingestor(sessions: SessionFactory, media: MediaStore | None = None) -> Ingestor:
@@ -186,3 +195,46 @@ async def test_deleted_interaction_is_removed_and_assignment_relabels(db: Db) ->
     hits = (await index.search(SearchQuery(text="router"))).hits
     assert [h.id for h in hits] == [keep.interaction_id]
     await index.close()
+
+
+async def test_a_qa_score_reaches_every_doc_of_the_conversation_after_a_crash(db: Db) -> None:
+    """The evaluation and its log note commit together; the note's outbox row re-labels the
+    whole conversation with the score, and a crash before the index commit replays it."""
+    agents = await seed_users(db)
+    ingestor = make_ingestor(db.sessions)
+    first = await ingest(ingestor, "dishwasher leaking", ext="m1")
+    second = await ingest(ingestor, "dishwasher still leaking", ext="m2")
+    assert first.conversation_id == second.conversation_id
+    flaky = FlakyIndex()
+    indexer = Indexer(db.sessions, flaky)  # type: ignore[arg-type]
+    flaky.failures = 0
+    await indexer.drain_all()
+    async with db.sessions() as s, s.begin():
+        user = (await s.execute(select(User).where(User.email == "qa@t.test"))).scalar_one()
+        who = Principal(user.id, user.email, user.name, Role.QA, None, "test")
+        content = FormContent.model_validate(
+            {"name": "Q", "criteria": [{"key": "ok", "label": "OK", "weight": 1, "max": 4}]}
+        )
+        form, _ = await do_create_form(s, who, content)
+        await do_evaluate(
+            s,
+            who,
+            form_id=form.id,
+            conversation_id=first.conversation_id,
+            interaction_id=None,
+            agent_id=agents["agent@t.test"],
+            answers={"ok": 3},
+            comment="",
+        )
+    flaky.failures = 1  # the process dies between the index writes and their commit
+    with pytest.raises(IndexUnavailableError):
+        await indexer.drain_once()
+    assert await flaky.inner.count() == 2
+    await indexer.drain_all()  # restart: the outbox still has the note
+    scored = await flaky.inner.search(
+        SearchQuery(filters=SearchFilters(qa_min=75.0, qa_max=75.0), limit=10)
+    )
+    by_kind = sorted((h.doc.kind, h.doc.qa_score) for h in scored.hits)
+    assert by_kind == [("note", 75.0), ("sms", 75.0), ("sms", 75.0)]
+    assert {first.interaction_id, second.interaction_id} <= {h.id for h in scored.hits}
+    await flaky.inner.close()

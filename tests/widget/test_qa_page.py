@@ -86,11 +86,13 @@ async def wait_audio(page: Page, check: Callable[[dict[str, float]], bool]) -> d
         await asyncio.sleep(0.05)
 
 
-async def wait_searchable(hub: HubServer, text: str, want: int) -> None:
+async def wait_searchable(hub: HubServer, text: str, want: int, **params: str) -> None:
+    """Until the index has caught up (it is updated asynchronously, within about a second)."""
     async with await as_user(hub, "qa@t.test") as qa:
         deadline = time.monotonic() + 5
-        while (await qa.get("/api/search", params={"text": text})).json()["total"] < want:
-            assert time.monotonic() < deadline, f"{text!r} not indexed"
+        query = {"text": text, **params} if text else params
+        while (await qa.get("/api/search", params=query)).json()["total"] < want:
+            assert time.monotonic() < deadline, f"{query!r} not indexed"
             await asyncio.sleep(0.05)
 
 
@@ -207,13 +209,17 @@ async def test_qa_reviews_plays_scores_and_sees_the_trend(
     )
     await page.screenshot(path="/tmp/qa.png")
 
-    # the score is searchable: the score filter finds the conversation's QA entry
+    # the score is searchable: the score filter finds the scored conversation's call and its
+    # QA note (the score belongs to the whole conversation)
+    await wait_searchable(hub, "", 2, qa_min="80")  # the re-scored docs reached the index
     await page.select_option("#f-channel", "")
     await page.fill("#q", "")
     await page.fill("#f-qa-min", "80")
     await page.keyboard.press("Enter")
-    await expect(hits).to_have_count(1)
-    await expect(page.locator("#results").get_by_test_id("hit-score")).to_have_text("QA 87")
+    await expect(hits).to_have_count(2)
+    await expect(page.locator("#results").get_by_test_id("hit-score")).to_have_text(
+        ["QA 87", "QA 87"]
+    )
 
     # the agent's trend now has the evaluation
     await page.click("#tab-trends")

@@ -5,6 +5,7 @@
 import { get } from "../../inbox/js/api.js";
 import { $, CHANNEL_LABEL, contactLabel, fmtTime, h, replace } from "../../inbox/js/dom.js";
 import { renderInteraction } from "../../inbox/js/timeline.js";
+import { attachTranscripts } from "./transcript.js";
 
 const SPEEDS = [0.5, 0.75, 1, 1.25, 1.5, 2];
 
@@ -108,6 +109,7 @@ export class Review {
     const items = timeline.items.map((ix) => renderInteraction(ix, ctx));
     replace($("#timeline"), items);
     for (const audio of document.querySelectorAll("#timeline audio")) enhancePlayer(audio);
+    attachTranscripts(timeline.items, $("#timeline"), enhancePlayer);
     const target = hitId ? items.find((el) => el.dataset.id === hitId) : null;
     if (target) {
       target.classList.add("hit-target");
