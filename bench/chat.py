@@ -14,9 +14,11 @@ and the visitor times the reply's arrival.
 
 Latencies (all on CLOCK_MONOTONIC, shared by processes on one machine):
 ``latency_*`` is visitor send -> ack; ``agent_latency_*`` is visitor send -> agent-side event;
-``reply_latency_*`` is agent API call -> visitor receives it.
+``reply_latency_*`` is agent API call -> visitor receives it (``reply_api_*``: API call -> 201).
 ``bare_socketio_per_s`` is a bare python-socketio server (ack plus an emit to an observer room)
-driven by the same clients at the same rate in the same run. Prints one JSON object.
+driven by the same clients at the same rate in the same run. ``hub_cpu_ms_per_msg`` and
+``bare_cpu_ms_per_msg`` are each server's CPU (all threads) per delivered message: on a shared
+machine the least noisy comparison. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -222,6 +224,7 @@ class Observer:
         self.latencies: list[float] = []
         self.last = 0.0  # when the latest visitor message reached the agent side
         self.reply_status: dict[str, int] = {}
+        self.reply_api: list[float] = []  # POST -> 201 (the API's share of reply latency)
         self.tasks: set[asyncio.Task[None]] = set()
         self.http = httpx.AsyncClient(
             base_url=url,
@@ -249,11 +252,14 @@ class Observer:
 
     async def _reply(self, conversation_id: str) -> None:
         try:
+            t0 = time.monotonic()
             r = await self.http.post(
                 f"/api/conversations/{conversation_id}/messages",
-                json={"text": f"reply|{time.monotonic()}"},
+                json={"text": f"reply|{t0}"},
             )
             key = str(r.status_code)
+            if r.status_code == 201:
+                self.reply_api.append(time.monotonic() - t0)
         except Exception as exc:  # counted: a reply the API could not take is a result
             key = type(exc).__name__
         self.reply_status[key] = self.reply_status.get(key, 0) + 1
@@ -300,7 +306,8 @@ async def drive(
     for p in procs:
         assert p.stdout is not None
         results.append(json.loads(await asyncio.wait_for(p.stdout.readline(), 120)))
-    server_cpu = (cpu_seconds(server_pid) - server_cpu0) / (time.monotonic() - start)
+    server_cpu_s = cpu_seconds(server_pid) - server_cpu0
+    server_cpu = server_cpu_s / (time.monotonic() - start)
     await observer.close()
     for p in procs:
         assert p.stdin is not None
@@ -328,12 +335,17 @@ async def drive(
         "agent_latency_p99_ms": pct(observer.latencies, 99),
         "reply_latency_p50_ms": pct(replies, 50),
         "reply_latency_p99_ms": pct(replies, 99),
+        "reply_api_p50_ms": pct(observer.reply_api, 50),
+        "reply_api_p99_ms": pct(observer.reply_api, 99),
         "replies_sent": observer.reply_status.get("201", 0),
         "replies_received": len(replies),
         "reply_http_status": observer.reply_status,
         "errors": errors,
         "client_cpu_share_per_proc": [r["cpu_share"] for r in results],
         "server_cpu_share": round(server_cpu, 3),
+        # CPU the server spent per delivered message: unlike rates and latencies it does not
+        # depend on how much of the (shared, noisy) machine the server was given
+        "server_cpu_ms_per_msg": round(server_cpu_s * 1000 / max(len(observer.latencies), 1), 3),
         "send_lag_s": max(r["send_lag_s"] for r in results),
     }
 
@@ -411,6 +423,8 @@ async def main(args: argparse.Namespace) -> None:
         "deliveries_per_s": hub["deliveries_per_s"],
         "bare_socketio_per_s": bare["deliveries_per_s"],
         "hub_over_bare": round(hub["deliveries_per_s"] / max(bare["deliveries_per_s"], 1e-9), 3),
+        "hub_cpu_ms_per_msg": hub["server_cpu_ms_per_msg"],
+        "bare_cpu_ms_per_msg": bare["server_cpu_ms_per_msg"],
         "widget_gzip_bytes": len(gzip.compress(loader, 9)),
         "hub": hub,
         "bare": bare,

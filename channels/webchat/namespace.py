@@ -374,14 +374,21 @@ class WebchatChannel(AgentSide, VisitorSignals, socketio.AsyncNamespace):  # typ
         )
         visitor = conn.visitor
         await self.history.append(visitor.site_key, visitor.visitor_id, entry)
-        # the visitor's other tabs show the message too
-        await self.emit(
-            "message",
-            entry.to_wire(),
-            room=visitor_room(visitor.site_key, visitor.visitor_id),
-            skip_sid=conn.sid,
-        )
+        room = visitor_room(visitor.site_key, visitor.visitor_id)
+        if self._others_in(room, conn.sid):  # the visitor's other tabs show the message too
+            await self.emit("message", entry.to_wire(), room=room, skip_sid=conn.sid)
         return ack
+
+    def _others_in(self, room: str, sid: str) -> bool:
+        """Whether an emit to ``room`` skipping ``sid`` could reach anyone: most visitors have
+        one tab, and building and encoding a packet for nobody was a visible part of each
+        message's cost. Any other manager than the local one (Redis pub/sub) may have tabs in
+        other processes: emit."""
+        manager = self.server.manager
+        if type(manager) is not socketio.AsyncManager:
+            return True
+        members = manager.rooms.get(self.namespace, {}).get(room) or ()
+        return any(other != sid for other in members)
 
     async def _on_prechat(self, conn: Conn, site: SiteConfig, payload: Any) -> dict[str, Any]:
         self._limits(site).message(conn.visitor.visitor_id, conn.ip)

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Inbound, InboundKind, IngestReceipt
+from hub.actions.batch_writer import writer_for
 from hub.actions.intake_batch import BatchItem, eligible, ingest_batch
 from hub.actions.log import append, interaction_dict
 from hub.actions.receipts import apply_delivery_report, is_delivery_report
@@ -210,6 +211,7 @@ class Ingestor:
         self._reopen_resolved = reopen_resolved
         self._catalog: _Catalog | None = None
         self._batcher = Batcher(self._run)  # group commit of concurrent calls
+        self._writer = writer_for(sessions)  # where a batch's one transaction runs
 
     def invalidate_catalog(self) -> None:
         """Forget cached rules and channels (after this process changed them)."""
@@ -265,18 +267,19 @@ class Ingestor:
         for _attempt in range(3):
             for it in items:
                 it.receipt, it.events, it.slow = None, [], False
+            catalog = self._catalog
+            if catalog is None or time.monotonic() - catalog.loaded_at > CATALOG_TTL_S:
+                async with self._sessions() as session:
+                    catalog = self._catalog = await _load_catalog(session)
+            write = functools.partial(
+                ingest_batch,
+                items=items,
+                route=functools.partial(_route_by_catalog, catalog),
+                channels=catalog.channels,
+                now=utcnow(),
+            )
             try:
-                async with self._sessions() as session, session.begin():
-                    catalog = self._catalog
-                    if catalog is None or time.monotonic() - catalog.loaded_at > CATALOG_TTL_S:
-                        catalog = self._catalog = await _load_catalog(session)
-                    await ingest_batch(
-                        await session.connection(),
-                        items,
-                        route=functools.partial(_route_by_catalog, catalog),
-                        channels=catalog.channels,
-                        now=utcnow(),
-                    )
+                await self._writer.run(write)
             except IntegrityError as exc:  # lost a race; the retry sees the winner's rows
                 last = exc
                 continue

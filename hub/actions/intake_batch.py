@@ -5,8 +5,9 @@ second that is the whole budget. When several inbound items wait at once (the in
 them, see :class:`hub.actions.ingest.Ingestor`), this module stores them together: one query
 finds duplicates, one the known addresses, one the open conversations of known contacts; then
 one executemany per table inserts contacts, addresses, conversations, interactions,
-attachments and thread refs. Per item the work is Python over those prefetched rows, in arrival
-order, so the outcome equals ingesting the items one after another:
+attachments and thread refs, and one ``UPDATE ... RETURNING`` numbers the entries of every
+existing conversation the batch touched. Per item the work is Python over those prefetched
+rows, in arrival order, so the outcome equals ingesting the items one after another:
 
 - a key seen earlier in the batch is a duplicate of that earlier item;
 - an address created earlier in the batch is that contact (one contact per address);
@@ -30,12 +31,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from channels.base import Attachment, Inbound, InboundKind, IngestReceipt
-from hub.actions.log import entry_dict, insert_interactions, interaction_values
+from hub.actions.log import entry_dict, interaction_values
 from hub.db.models import (
     AttachmentRecord,
     Contact,
@@ -110,24 +111,50 @@ def eligible(inbound: Inbound, is_delivery_report: Callable[[Inbound], bool]) ->
     return not inbound.thread_refs and not is_delivery_report(inbound)
 
 
-async def _duplicates(conn: AsyncConnection, keys: list[str]) -> dict[str, IngestReceipt]:
-    i, c = _INTERACTIONS.c, _CONVERSATIONS.c
-    rows = await conn.execute(
-        select(i.dedupe_key, i.id, i.conversation_id, c.contact_id)
-        .join_from(_INTERACTIONS, _CONVERSATIONS, c.id == i.conversation_id)
-        .where(i.dedupe_key.in_(keys))
+# The batch's statements, built once: constructing a select per batch cost more CPU than
+# running it (small batches are the common case below ~500 chat messages per second).
+_I, _C, _A, _K = _INTERACTIONS.c, _CONVERSATIONS.c, _ADDRESSES.c, _CONTACTS.c
+_DUPLICATES = (
+    select(_I.dedupe_key, _I.id, _I.conversation_id, _C.contact_id)
+    .join_from(_INTERACTIONS, _CONVERSATIONS, _C.id == _I.conversation_id)
+    .where(_I.dedupe_key.in_(bindparam("keys", expanding=True)))
+)
+_KNOWN_ADDRESSES = (
+    select(_A.kind, _A.value, _K.id, _K.name, _K.attributes, _K.merged_into_id)
+    .join_from(_ADDRESSES, _CONTACTS, _K.id == _A.contact_id)
+    .where(
+        _A.kind.in_(bindparam("kinds", expanding=True)),
+        _A.value.in_(bindparam("values", expanding=True)),
     )
+)
+_OPEN_CONVERSATIONS = (
+    select(_C.id, _C.contact_id, _C.channel, _C.queue_id, _C.status, _C.assignee_id)
+    .where(_C.contact_id.in_(bindparam("contacts", expanding=True)), _C.status.in_(_OPEN))
+    .order_by(_C.last_message_at.desc())
+)
+_BUMP = (
+    update(_CONVERSATIONS)
+    .where(_C.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        interaction_count=_C.interaction_count + bindparam("n"),
+        last_message_at=bindparam("now", type_=_C.last_message_at.type),
+    )
+    .returning(_C.id, _C.interaction_count)
+)
+_BUMP_STATUS = _BUMP.values(status=bindparam("status"))
+_INSERT = {t.name: insert(t) for t in (_CONTACTS, _ADDRESSES, _CONVERSATIONS, _INTERACTIONS)}
+_INSERT_ATTACHMENTS = insert(_ATTACHMENTS)
+
+
+def _duplicates(conn: Connection, keys: list[str]) -> dict[str, IngestReceipt]:
+    rows = conn.execute(_DUPLICATES, {"keys": keys})
     return {r[0]: IngestReceipt(r[1], r[2], r[3], created=False) for r in rows}
 
 
-async def _contacts(
-    conn: AsyncConnection, pairs: set[tuple[str, str]]
-) -> dict[tuple[str, str], _Contact]:
-    a, c = _ADDRESSES.c, _CONTACTS.c
-    rows = await conn.execute(
-        select(a.kind, a.value, c.id, c.name, c.attributes, c.merged_into_id)
-        .join_from(_ADDRESSES, _CONTACTS, c.id == a.contact_id)
-        .where(a.kind.in_({k for k, _ in pairs}), a.value.in_({v for _, v in pairs}))
+def _contacts(conn: Connection, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], _Contact]:
+    rows = conn.execute(
+        _KNOWN_ADDRESSES,
+        {"kinds": sorted({k for k, _ in pairs}), "values": sorted({v for _, v in pairs})},
     )
     found: dict[tuple[str, str], _Contact] = {}
     by_id: dict[str, _Contact] = {}  # one state per contact, whichever address found it
@@ -140,16 +167,9 @@ async def _contacts(
     return found
 
 
-async def _open_conversations(
-    conn: AsyncConnection, contact_ids: set[str]
-) -> dict[tuple[str, str], _Conv]:
+def _open_conversations(conn: Connection, contact_ids: set[str]) -> dict[tuple[str, str], _Conv]:
     """The latest open conversation per (contact, channel), as ``_find_thread`` picks it."""
-    c = _CONVERSATIONS.c
-    rows = await conn.execute(
-        select(c.id, c.contact_id, c.channel, c.queue_id, c.status, c.assignee_id)
-        .where(c.contact_id.in_(contact_ids), c.status.in_(_OPEN))
-        .order_by(c.last_message_at.desc())
-    )
+    rows = conn.execute(_OPEN_CONVERSATIONS, {"contacts": sorted(contact_ids)})
     out: dict[tuple[str, str], _Conv] = {}
     for cid, contact_id, channel, queue_id, status, assignee_id in rows:
         out.setdefault((contact_id, channel), _Conv(cid, queue_id, status, assignee_id))
@@ -171,7 +191,7 @@ def _payload(inbound: Inbound) -> dict[str, Any]:
 class _Batch:
     def __init__(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         route: Route,
         channels: Mapping[tuple[str, str], tuple[str, str | None]],
         now: datetime,
@@ -185,13 +205,13 @@ class _Batch:
         self.attachments: list[dict[str, Any]] = []
         self.refs: list[dict[str, Any]] = []
 
-    async def prefetch(self, items: list[BatchItem]) -> None:
-        self.seen = await _duplicates(self.conn, [it.key for it in items])
+    def prefetch(self, items: list[BatchItem]) -> None:
+        self.seen = _duplicates(self.conn, [it.key for it in items])
         pairs = {(it.inbound.sender.kind.value, it.inbound.sender.value) for it in items}
-        self.contacts = await _contacts(self.conn, pairs)
+        self.contacts = _contacts(self.conn, pairs)
         known = {c.id for c in self.contacts.values() if not c.merged}
         if known:
-            self.convs = await _open_conversations(self.conn, known)
+            self.convs = _open_conversations(self.conn, known)
 
     def plan(self, item: BatchItem) -> None:
         """Decide one item against the prefetched and in-batch state (arrival order)."""
@@ -295,12 +315,12 @@ class _Batch:
         item._entry, item._files, item._queue_id = entry, files, conv.queue_id
         item._queued, item._new_contact = new_conv and routable, new_contact
 
-    async def write(self) -> None:
+    def write(self) -> None:
         conn, now = self.conn, self.now
         contacts = [c for c in self.contacts.values() if c.insert]
         if contacts:
-            await conn.execute(
-                insert(_CONTACTS),
+            conn.execute(
+                _INSERT["contacts"],
                 [
                     {
                         "id": c.id,
@@ -313,8 +333,8 @@ class _Batch:
                     for c in contacts
                 ],
             )
-            await conn.execute(
-                insert(_ADDRESSES),
+            conn.execute(
+                _INSERT["contact_addresses"],
                 [
                     {
                         "id": new_id("address"),
@@ -329,47 +349,55 @@ class _Batch:
             )
         ct = _CONTACTS.c
         for contact_id, name in self.renamed.items():
-            await conn.execute(update(_CONTACTS).where(ct.id == contact_id).values(name=name))
+            conn.execute(update(_CONTACTS).where(ct.id == contact_id).values(name=name))
         new_rows = [c.insert_row for c in self.touched.values() if c.insert_row is not None]
+        firsts = self._bump([c for c in self.touched.values() if c.insert_row is None])
         for conv in self.touched.values():
             if conv.insert_row is not None:
                 conv.insert_row["interaction_count"] = len(conv.entries)
                 first = 1
             else:
-                first = await self._bump(conv)
+                first = firsts[conv.id]
             for n, entry in enumerate(conv.entries):
                 entry["seq"] = first + n
         if new_rows:
-            await conn.execute(insert(_CONVERSATIONS), new_rows)
-        await insert_interactions(conn, [e for conv in self.touched.values() for e in conv.entries])
+            conn.execute(_INSERT["conversations"], new_rows)
+        entries = [e for conv in self.touched.values() for e in conv.entries]
+        if entries:  # a batch of duplicates only writes nothing
+            conn.execute(_INSERT["interactions"], entries)
         if self.attachments:
-            await conn.execute(insert(_ATTACHMENTS), self.attachments)
+            conn.execute(_INSERT_ATTACHMENTS, self.attachments)
         if self.refs:
             dialect = conn.dialect.name
             ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            await conn.execute(
+            conn.execute(
                 ins(_REFS).on_conflict_do_nothing(index_elements=["channel", "ref"]),
                 self.refs,
             )
 
-    async def _bump(self, conv: _Conv) -> int:
-        """Take ``len(entries)`` numbers from an existing conversation's counter atomically."""
-        c = _CONVERSATIONS.c
-        values: dict[str, Any] = {
-            "interaction_count": c.interaction_count + len(conv.entries),
-            "last_message_at": self.now,
-        }
-        if conv.status_changed:
-            values["status"] = conv.status
-        count = (
-            await self.conn.execute(
-                update(_CONVERSATIONS)
-                .where(c.id == conv.id)
-                .values(**values)
-                .returning(c.interaction_count)
-            )
-        ).scalar_one()
-        return int(count) - len(conv.entries) + 1
+    def _bump(self, convs: list[_Conv]) -> dict[str, int]:
+        """Take ``len(entries)`` numbers from each existing conversation's counter atomically;
+        returns each one's first new ``seq``. One ``UPDATE ... RETURNING`` per distinct
+        (count, new status), usually a single statement however many chats the batch touched
+        (one per conversation was most of a busy batch's round trips)."""
+        groups: dict[tuple[int, str | None], list[str]] = {}
+        for conv in convs:
+            status = conv.status if conv.status_changed else None
+            groups.setdefault((len(conv.entries), status), []).append(conv.id)
+        firsts: dict[str, int] = {}
+        for (n, status), ids in groups.items():
+            # sorted: one lock order across concurrent batches (PostgreSQL row locks)
+            params: dict[str, Any] = {"ids": sorted(ids), "n": n, "now": self.now}
+            if status is None:
+                rows = self.conn.execute(_BUMP, params)
+            else:
+                rows = self.conn.execute(_BUMP_STATUS, {**params, "status": status})
+            for conv_id, count in rows:
+                firsts[conv_id] = int(count) - n + 1
+        missing = [conv.id for conv in convs if conv.id not in firsts]
+        if missing:  # deleted meanwhile (purge): the one-by-one path decides these items
+            raise RuntimeError(f"{len(missing)} conversation(s) vanished during the batch")
+        return firsts
 
 
 def _events(item: BatchItem) -> list[Event]:
@@ -386,8 +414,8 @@ def _events(item: BatchItem) -> list[Event]:
     return events
 
 
-async def ingest_batch(
-    conn: AsyncConnection,
+def ingest_batch(
+    conn: Connection,
     items: list[BatchItem],
     *,
     route: Route,
@@ -395,11 +423,14 @@ async def ingest_batch(
     now: datetime,
 ) -> None:
     """Store ``items`` in the caller's transaction; fills each item's receipt and events (to be
-    published after commit) or marks it ``slow``. Raises ``IntegrityError`` on a lost race."""
+    published after commit) or marks it ``slow``. Raises ``IntegrityError`` on a lost race.
+
+    Sync code on purpose: :mod:`hub.actions.batch_writer` runs it in one thread call on SQLite
+    (one driver hop per batch instead of several per statement) or through ``run_sync``."""
     batch = _Batch(conn, route, channels, now)
-    await batch.prefetch(items)
+    batch.prefetch(items)
     for it in items:
         batch.plan(it)
-    await batch.write()
+    batch.write()
     for it in items:
         it.events = _events(it)

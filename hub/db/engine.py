@@ -1,7 +1,8 @@
 """Engine and session factory for SQLite (embedded default) and PostgreSQL (scale-out).
 
 SQLite runs in WAL mode with foreign keys on and a busy timeout, so the API and background loops
-can read while one writer commits.
+can read while one writer commits. Writers on the pool queue in Python, not in SQLite: see
+:class:`SqliteWriteQueue`.
 
 PostgreSQL connections are checked before use, but cheaply: SQLAlchemy's ``pool_pre_ping`` costs
 three round trips per checkout with asyncpg (BEGIN, ``;``, ROLLBACK), a quarter of a busy
@@ -12,10 +13,13 @@ firewall may have dropped silently, gets the real ping.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 from typing import Any
 
 from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,12 +27,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 from hub.settings import Settings
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
 PING_AFTER_IDLE_S = 30.0
+WRITE_WAIT_S = 10.0  # as busy_timeout: a writer waiting longer fails as "database is locked"
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")  # where sqlite3 opens a transaction
+_HOLDS = "hub_write_lock"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
@@ -38,6 +46,83 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+class SqliteWriteQueue:
+    """One asyncio lock per engine that every pooled SQLite write transaction holds.
+
+    Why: SQLite has one writer at a time, and a connection that finds the write lock taken
+    waits in SQLite's busy handler, which sleeps in growing steps up to 100 ms between tries.
+    Under chat load the API, the dispatcher, delivery and the search drainer kept meeting each
+    other there, and a reply or an offer waited tens to hundreds of milliseconds after the lock
+    was long free. With this queue they wait on an ``asyncio.Lock`` instead (woken the moment
+    the previous writer is done) and then start with ``BEGIN IMMEDIATE``, so a transaction that
+    has the queue also has SQLite's lock at once (unless a connection outside this pool, such
+    as the group-commit writer or another process, holds it: then the busy handler still waits,
+    briefly).
+
+    The lock is taken just before the first INSERT/UPDATE/DELETE/REPLACE of a transaction,
+    exactly where sqlite3 itself would open it (so read-only work never queues), and released
+    when the transaction has ended: at the next statement on the connection or when it goes
+    back to the pool. Waiting longer than ``WRITE_WAIT_S`` fails like SQLite's busy timeout.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    def install(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "before_cursor_execute", self._before_execute)
+        event.listen(engine.sync_engine.pool, "checkin", self._on_checkin)
+        event.listen(engine.sync_engine.pool, "invalidate", self._on_invalidate)
+
+    async def _acquire(self) -> None:
+        # not asyncio.wait_for: on 3.11 it runs the acquire as a separate task, and a cancel
+        # or timeout arriving just as that task gets the lock loses the lock for good
+        async with asyncio.timeout(WRITE_WAIT_S):
+            await self._lock.acquire()
+
+    def _release(self, info: dict[Any, Any]) -> None:
+        if info.pop(_HOLDS, False):
+            self._lock.release()
+
+    def _before_execute(
+        self, conn: Connection, _cursor: Any, statement: str, *_: Any
+    ) -> None:
+        info = conn.connection.info
+        driver = conn.connection.dbapi_connection
+        aio = getattr(driver, "_connection", None)  # aiosqlite.Connection
+        if driver is None or aio is None or aio.isolation_level is None:
+            return  # not aiosqlite, or autocommit: no transaction to queue for
+        if info.get(_HOLDS) and not aio.in_transaction:
+            self._release(info)  # the transaction that took it has ended
+        if info.get(_HOLDS) or not statement.lstrip()[:7].upper().startswith(_WRITE_VERBS):
+            return
+        if not in_greenlet():
+            return  # sync use outside the asyncio layer: SQLite's own locking applies
+        try:
+            await_only(self._acquire())
+        except TimeoutError:
+            raise sqlite3.OperationalError(
+                f"database is locked (waited {WRITE_WAIT_S:.0f} s for the write queue)"
+            ) from None
+        info[_HOLDS] = True
+        if aio.in_transaction:
+            return  # begun by hand (an explicit BEGIN): it upgrades on this statement
+        try:
+            begin = driver.cursor()
+            try:
+                begin.execute("BEGIN IMMEDIATE")
+            finally:
+                begin.close()
+        except BaseException:
+            self._release(info)
+            raise
+
+    def _on_checkin(self, _dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        self._release(record.info)
+
+    def _on_invalidate(self, _dbapi_conn: Any, record: ConnectionPoolEntry, _exc: Any) -> None:
+        self._release(record.info)
 
 
 def _mark_used(_dbapi_conn: Any, record: ConnectionPoolEntry, *_: Any) -> None:
@@ -60,8 +145,13 @@ def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, pool_size=5, max_overflow=5)
+        # Enough pooled connections for a busy hub's concurrent sessions (API requests, the
+        # dispatcher, delivery, indexer, channel loops): an overflow connection is closed on
+        # check-in, so a pool smaller than the usual concurrency reopens a connection (a thread
+        # plus four PRAGMAs) for most requests under load.
+        engine = create_async_engine(url, pool_size=20, max_overflow=10)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        SqliteWriteQueue().install(engine)
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+asyncpg://" + url.split("://", 1)[1]

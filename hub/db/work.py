@@ -111,7 +111,12 @@ class Interaction(Base):
     """
 
     __tablename__ = "interactions"
-    __table_args__ = (Index("ix_interactions_conversation_created", "conversation_id", "seq"),)
+    __table_args__ = (
+        Index("ix_interactions_conversation_created", "conversation_id", "seq"),
+        # voice: a call's conversation by its ARI id; the queue's recent assignments (wait)
+        Index("ix_interactions_kind_created", "kind", "created_at"),
+        Index("ix_interactions_external_id", "external_id"),
+    )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)  # per-conversation order

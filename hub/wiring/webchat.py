@@ -3,8 +3,9 @@
 Site keys are ``channels`` rows of kind ``webchat`` (``address`` = the key, ``config`` = the
 widget settings below). The adapter's state lives in the hub: visitor tokens (hashed) on the
 channel state store, the chat history answered from the interaction log (so the ids the widget
-sees are interaction ids, the same the agent inbox uses), agent availability from the router's
-live view, and visitor typing/read signals published to the conversation's room.
+sees are interaction ids, the same the agent inbox uses; files as signed links served by
+:mod:`hub.visitor_media`), agent availability from the router's live view, and visitor
+typing/read signals published to the conversation's room.
 
 Config keys (all optional): ``title`` or ``name``, ``allowed_origins`` (list), ``require_origin``,
 ``agent_name``, ``agent_avatar_url``, ``greeting`` ({locale: text}), ``business_hours``
@@ -15,6 +16,7 @@ of :class:`channels.webchat.config.Limits`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -37,16 +39,19 @@ from channels.webchat import (
     VisitorSignal,
     WebchatChannel,
 )
-from channels.webchat.stores import AuthorType
+from channels.webchat.stores import AuthorType, StoredFile
 from hub.channel_host import HostContext, Hosted, register
 from hub.db.models import ChannelInstance, ContactAddress, Conversation, Interaction
 from hub.domain import OPEN_STATUSES, Direction, InteractionKind
 from hub.events import Event
+from hub.visitor_links import FileClaims, expiry, file_url
 
 log = logging.getLogger(__name__)
 
 SHARED_KEY = "webchat"
 SITE_CACHE_S = 5.0
+AVAILABILITY_CACHE_S = 0.25
+PRESENCE_EVENTS = frozenset({"agent.presence", "queues.snapshot"})
 MARK_ORDER = {MarkStatus.SENT: 0, MarkStatus.DELIVERED: 1, MarkStatus.READ: 2}
 
 
@@ -108,13 +113,22 @@ def site_config(row: ChannelInstance, own_origin: str | None = None) -> SiteConf
 
 
 class DbSites:
-    """Site keys from the ``channels`` table, cached for a few seconds."""
+    """Site keys from the ``channels`` table, cached for a few seconds.
+
+    Every widget event reads its site, so the cache is never refreshed in the request path
+    once it is warm: an expired cache answers from the old copy while ONE background load
+    replaces it (before this, each of the hundreds of events in flight at expiry ran its own
+    load, a burst of queries and ORM objects every few seconds). Only the very first read
+    waits for a load.
+    """
 
     def __init__(self, ctx: HostContext) -> None:
         self._ctx = ctx
         self._cache: dict[str, SiteConfig | None] = {}
         self._queues: dict[str, str | None] = {}
-        self._loaded = 0.0
+        self._loaded = -SITE_CACHE_S  # never
+        self._warm = False
+        self._loading: asyncio.Task[None] | None = None
 
     async def _load(self) -> None:
         async with self._ctx.sessions() as session:
@@ -126,6 +140,7 @@ class DbSites:
                 )
             ).scalars()
             cache: dict[str, SiteConfig | None] = {}
+            queues: dict[str, str | None] = {}
             for row in rows:
                 try:
                     own = self._ctx.settings.effective_public_url
@@ -133,17 +148,28 @@ class DbSites:
                 except (ValueError, KeyError, TypeError) as exc:
                     log.error("webchat site %s has invalid config: %s", row.name, exc)
                     cache[row.address] = None
-                self._queues[row.address] = row.queue_id
-        self._cache = cache
+                queues[row.address] = row.queue_id
+        self._cache, self._queues = cache, queues
         self._loaded = time.monotonic()
+        self._warm = True
 
     async def get_site(self, site_key: str, /) -> SiteConfig | None:
         if time.monotonic() - self._loaded > SITE_CACHE_S:
-            await self._load()
+            if self._loading is None or self._loading.done():
+                self._loading = asyncio.create_task(self._load())
+                self._loading.add_done_callback(_log_failed_load)
+            if not self._warm:
+                await asyncio.shield(self._loading)
         return self._cache.get(site_key)
 
     def queue_of(self, site_key: str) -> str | None:
         return self._queues.get(site_key)
+
+
+def _log_failed_load(task: asyncio.Task[None]) -> None:
+    """A background refresh that failed keeps the old sites (the next read retries)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("webchat sites could not be reloaded: %s", task.exception())
 
 
 class DbVisitors:
@@ -223,6 +249,7 @@ class LogHistory:
                     stmt = stmt.where(Interaction.created_at < pivot.created_at)
             rows = list((await session.execute(stmt)).scalars())
         marks = {k: v for k, v in await self._ctx.state.items(site_key, "mark", f"{visitor_id}:")}
+        expires = expiry()
         entries = []
         for row in reversed(rows):
             inbound = row.direction == Direction.INBOUND.value
@@ -239,9 +266,26 @@ class LogHistory:
                     if inbound
                     else None,
                     status=MarkStatus(status),
+                    files=self._files(row, visitor_id, expires),
                 )
             )
         return entries
+
+    def _files(self, row: Interaction, visitor_id: str, expires: int) -> tuple[StoredFile, ...]:
+        """Both sides' files as signed links (hub.visitor_links): the bytes stay in the media
+        store and only this visitor can fetch them, until ``expires``."""
+        return tuple(
+            StoredFile(
+                name=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                url=file_url(
+                    self._ctx.settings,
+                    FileClaims(a.id, row.conversation_id, visitor_id, a.sha256, expires),
+                ),
+            )
+            for a in row.attachments
+        )
 
     async def mark(
         self, site_key: str, visitor_id: str, ids: Sequence[str], status: MarkStatus, /
@@ -254,10 +298,21 @@ class LogHistory:
 
 
 class RouterAvailability:
-    """Someone could answer: an agent of the site's queue is logged in and not away."""
+    """Someone could answer: an agent of the site's queue is logged in and not away.
+
+    Every visitor message asks (it is stamped ``offline`` or not), and the router's snapshot
+    walks every queue and agent, so the answer per queue is kept for
+    ``AVAILABILITY_CACHE_S``; a presence change (bus event) drops it at once.
+    """
 
     def __init__(self, ctx: HostContext, sites: DbSites) -> None:
         self._ctx, self._sites = ctx, sites
+        self._cache: dict[str | None, tuple[float, bool]] = {}
+
+    async def on_event(self, event: Event) -> None:
+        """Bus listener: agents' presence changed, re-read the router on the next question."""
+        if event.name in PRESENCE_EVENTS:
+            self._cache.clear()
 
     async def agents_available(self, site_key: str, /) -> bool:
         dispatcher = self._ctx.extras.get("dispatcher")
@@ -265,8 +320,14 @@ class RouterAvailability:
             return False
         await self._sites.get_site(site_key)
         queue = self._sites.queue_of(site_key)
+        now = time.monotonic()
+        hit = self._cache.get(queue)
+        if hit is not None and now - hit[0] < AVAILABILITY_CACHE_S:
+            return hit[1]
         live = dispatcher.snapshot()["queues"].get(queue) if queue else None
-        return bool(live and (live["agents_ready"] or live["agents_busy"]))
+        answer = bool(live and (live["agents_ready"] or live["agents_busy"]))
+        self._cache[queue] = (now, answer)
+        return answer
 
 
 class BusSignals:
@@ -322,11 +383,14 @@ async def build_webchat(instance: ChannelInstance, ctx: HostContext) -> Hosted:
         return Hosted(channel=shared, run=False)  # the one namespace already serves it
     sites = DbSites(ctx)
     history = LogHistory(ctx)
+    availability = RouterAvailability(ctx, sites)
+    if ctx.bus is not None:
+        ctx.bus.subscribe(availability.on_event)
     channel = WebchatChannel(
         sites=sites,
         visitors=DbVisitors(ctx),
         history=history,
-        availability=RouterAvailability(ctx, sites),
+        availability=availability,
         signals=BusSignals(ctx, history),
     )
     ctx.shared[SHARED_KEY] = channel

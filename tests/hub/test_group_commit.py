@@ -15,12 +15,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 
 import hub.actions.ingest as ingest_mod
 import hub.dispatch.executor as executor_mod
 from channels.base import ChannelKind
 from hub.actions import intake_batch
+from hub.actions.batch_writer import AsyncWriter, SqliteWriter
 from hub.actions.log import append
 from hub.app import create_app
 from hub.config import apply_config, parse_config
@@ -38,10 +39,10 @@ def spy_batches(monkeypatch: pytest.MonkeyPatch, *, attempts: bool = False) -> l
     sizes: list[int] = []
     real = intake_batch.ingest_batch
 
-    async def spy(conn: Any, items: list[Any], **kw: Any) -> None:
+    def spy(conn: Any, items: list[Any], **kw: Any) -> None:
         if attempts:
             sizes.append(len(items))
-        await real(conn, items, **kw)
+        real(conn, items, **kw)
         if not attempts:
             sizes.append(len(items))
 
@@ -300,3 +301,90 @@ async def test_a_burst_mixing_replies_duplicates_and_new_mail_threads_like_one_b
     assert continued.conversation_id == root.conversation_id
     assert len({r.conversation_id for r in new}) == 3
     assert await seqs(db, root.conversation_id) == [1, 2, 3]
+
+
+async def test_a_burst_over_many_open_chats_numbers_them_all_in_one_update(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Existing conversations take their ``seq`` numbers in ONE ``UPDATE ... RETURNING`` per
+    batch (one statement per conversation was most of a busy batch's round trips), and each
+    thread still counts on without gaps, a chat with two items in the batch included."""
+    ingest, _, _ = make_ingestor(db)
+    visitors = [f"v-many-{n}" for n in range(6)]
+    firsts = [await ingest(inbound(ChannelKind.WEBCHAT, v, f"{v}:0")) for v in visitors]
+    updates: list[str] = []
+
+    def count_updates(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE CONVERSATIONS"):
+            updates.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count_updates)
+    try:
+        sizes = spy_batches(monkeypatch)
+        burst = [inbound(ChannelKind.WEBCHAT, v, f"{v}:1") for v in visitors]
+        burst.append(inbound(ChannelKind.WEBCHAT, visitors[0], f"{visitors[0]}:2"))
+        receipts = await asyncio.gather(*(ingest(m) for m in burst))
+    finally:
+        event.remove(Engine, "before_cursor_execute", count_updates)
+    assert sizes == [len(burst)]  # one batch, so the count below is that batch's
+    assert len(updates) == 2  # one per distinct count taken (1 entry, 2 entries)
+    for first, receipt in zip(firsts, receipts, strict=False):
+        assert receipt.conversation_id == first.conversation_id
+    assert await seqs(db, firsts[0].conversation_id) == [1, 2, 3]
+    for first in firsts[1:]:
+        assert await seqs(db, first.conversation_id) == [1, 2]
+
+
+async def test_a_conversation_gone_under_a_batch_sends_its_items_one_by_one(db: Db) -> None:
+    """The batch's numbering UPDATE does not find a conversation it read (deleted between its
+    reads and writes): the batch rolls back and each item is decided again on the one-by-one
+    path, so nothing is lost or numbered twice."""
+    ingest, _, _ = make_ingestor(db)
+    gone = await ingest(inbound(ChannelKind.WEBCHAT, "v-gone", "v-gone:0"))
+    kept = await ingest(inbound(ChannelKind.WEBCHAT, "v-kept", "v-kept:0"))
+    real = intake_batch._Batch.prefetch
+    attempts: list[int] = []
+
+    def prefetch_losing_one(self: Any, items: list[Any]) -> None:
+        real(self, items)
+        attempts.append(len(items))
+        for conv in self.convs.values():  # as if its row vanished after this read
+            if conv.id == gone.conversation_id:
+                conv.id = "conversation_that_is_not_there"
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(intake_batch._Batch, "prefetch", prefetch_losing_one)
+        a, b = await asyncio.gather(
+            ingest(inbound(ChannelKind.WEBCHAT, "v-gone", "v-gone:1")),
+            ingest(inbound(ChannelKind.WEBCHAT, "v-kept", "v-kept:1")),
+        )
+    assert attempts == [2]  # the batch was tried once, not retried as a lost race
+    assert a.created and b.created
+    assert (a.conversation_id, b.conversation_id) == (gone.conversation_id, kept.conversation_id)
+    assert await seqs(db, gone.conversation_id) == [1, 2]
+    assert await seqs(db, kept.conversation_id) == [1, 2]
+
+
+async def test_sqlite_batches_wait_for_the_write_lock_in_their_thread(db: Db) -> None:
+    """On SQLite a batch is one ``BEGIN IMMEDIATE`` transaction: while another connection holds
+    the write lock the batch waits in the writer's own thread (the event loop keeps running and
+    nothing is acked), then commits once the lock is free. On PostgreSQL the batch runs on a
+    pooled async connection."""
+    ingest, _, _ = make_ingestor(db)
+    if db.dialect == "postgres":
+        assert isinstance(ingest._writer, AsyncWriter)
+        return
+    assert isinstance(ingest._writer, SqliteWriter)
+    await ingest(inbound(ChannelKind.WEBCHAT, "v-lock", "v-lock:0"))  # warm catalog + thread
+    async with db.engine.connect() as other:
+        await other.exec_driver_sql("BEGIN IMMEDIATE")  # another writer holds the lock
+        task = asyncio.create_task(ingest(inbound(ChannelKind.WEBCHAT, "v-lock", "v-lock:1")))
+        ticks = 0
+        for _ in range(30):  # the loop is not blocked by the waiting batch
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 30 and not task.done()  # not acked while it cannot commit
+        await other.rollback()
+    receipt = await asyncio.wait_for(task, 15)
+    assert receipt.created and ingest._writer.waited == 1
+    assert await seqs(db, receipt.conversation_id) == [1, 2]

@@ -4,6 +4,7 @@ and resume with history. Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import socketio
@@ -132,3 +133,64 @@ def test_hub_origin_is_always_allowed_but_others_are_not() -> None:
     assert site.origin_allowed("https://shop.example")
     assert site.origin_allowed("http://hub.internal:9000")  # the hub's own demo page
     assert not site.origin_allowed("https://evil.example")
+
+
+async def test_expired_sites_are_reloaded_once_while_events_keep_the_old_copy(db: Db) -> None:
+    """Every widget event reads its site: when the cache expires under load, ONE background
+    load replaces it and the events in flight answer from the old copy meanwhile (each one used
+    to run its own load). Only the very first read waits for a load."""
+    from hub.wiring.webchat import SITE_CACHE_S, DbSites
+
+    await apply_config(db.sessions, parse_config(CENTER), env={})
+    opened = 0
+
+    def counting_sessions() -> Any:
+        nonlocal opened
+        opened += 1
+        return db.sessions()
+
+    sites = DbSites(SimpleNamespace(sessions=counting_sessions, settings=db.settings))  # type: ignore[arg-type]
+    first = await asyncio.gather(*(sites.get_site("site-key-123") for _ in range(50)))
+    assert opened == 1 and all(s is not None and s.name == "Acme support" for s in first)
+    assert await sites.get_site("nope") is None and opened == 1  # cached, unknown key
+    sites._loaded -= SITE_CACHE_S + 1  # expired
+    stale = await asyncio.gather(*(sites.get_site("site-key-123") for _ in range(50)))
+    assert all(s is first[0] for s in stale)  # the old copy, no waiting
+    assert sites._loading is not None
+    await sites._loading
+    assert opened == 2
+    fresh = await sites.get_site("site-key-123")
+    assert fresh is not None and fresh is not first[0] and opened == 2
+
+
+async def test_availability_is_cached_briefly_and_dropped_on_presence_change() -> None:
+    """A visitor message asks whether an agent could answer; the router snapshot is taken once
+    per ``AVAILABILITY_CACHE_S`` per queue, and a presence change forgets the answer at once."""
+    from hub.events import Event
+    from hub.wiring.webchat import RouterAvailability
+
+    class Router:
+        snapshots = 0
+        ready = 0
+
+        def snapshot(self) -> dict[str, Any]:
+            self.snapshots += 1
+            return {"queues": {"q1": {"agents_ready": self.ready, "agents_busy": 0}}}
+
+    class Sites:
+        async def get_site(self, key: str) -> object:
+            return object()
+
+        def queue_of(self, key: str) -> str:
+            return "q1"
+
+    router = Router()
+    ctx = SimpleNamespace(extras={"dispatcher": router})
+    availability = RouterAvailability(ctx, Sites())  # type: ignore[arg-type]
+    assert [await availability.agents_available("k") for _ in range(20)] == [False] * 20
+    assert router.snapshots == 1
+    router.ready = 1
+    await availability.on_event(Event("conversation.queued", {"id": "c"}))  # not presence
+    assert await availability.agents_available("k") is False and router.snapshots == 1
+    await availability.on_event(Event("agent.presence", {"id": "a", "presence": "ready"}))
+    assert await availability.agents_available("k") is True and router.snapshots == 2
