@@ -60,6 +60,7 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/chat.py
 	$(BIN)/python bench/email_ingest.py
+	$(BIN)/python bench/voice.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

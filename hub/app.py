@@ -23,10 +23,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import hub.wiring  # noqa: F401  (registers the channel factories)
 from channels.base import Channel
-from hub import web
+from hub import visitor_media, web
 from hub.actions.ingest import Ingestor
+from hub.api import attachments as attachments_api
 from hub.api import auth_routes, contacts, conversations, directory, offers, sms, system
+from hub.api import call_monitor as call_monitor_api
+from hub.api import call_transfers as call_transfers_api
 from hub.api import calls as calls_api
+from hub.api import canned as canned_api
 from hub.api import media as media_api
 from hub.api import qa as qa_api
 from hub.api import search as search_api
@@ -43,6 +47,7 @@ from hub.search.service import SearchService
 from hub.services import Services
 from hub.settings import Settings
 from hub.state import StateStore
+from hub.transcription import TranscriptionService
 from recorder.media import MediaStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +64,11 @@ API_MODULES: tuple[Api, ...] = (
     search_api.api,
     media_api.api,
     calls_api.api,
+    call_monitor_api.api,
+    call_transfers_api.api,
     qa_api.api,
+    canned_api.api,
+    attachments_api.api,
 )
 
 
@@ -221,6 +230,12 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         search = SearchService(settings, sessions, bus, media)
         services.extras["search"] = search
         await search.start(supervise)
+        transcription = TranscriptionService.create(
+            settings.transcribe, sessions, bus, media, postgres=not settings.is_sqlite
+        )
+        if transcription is not None:  # recorded calls -> searchable transcripts
+            services.extras["transcription"] = transcription
+            transcription.start(supervise)
         log.info(
             "contacthub %s ready on %s (%s)",
             VERSION,
@@ -234,6 +249,8 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await search.stop()
+            if transcription is not None:
+                await transcription.stop()
             await host.stop()
             await engine.dispose()
 
@@ -244,6 +261,7 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
     ]
     for module in API_MODULES:
         routes += module.routes()
+    routes += visitor_media.routes()  # visitors' chat files, before the /widget static mount
     routes += web.routes()  # the inbox and the visitor widget
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.add_exception_handler(404, _not_found)

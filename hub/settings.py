@@ -61,12 +61,21 @@ class Settings:
     meili_key: str = field(default="", repr=False)
     run_channels: bool = True  # start channel receive loops in the lifespan
     dispatcher: bool = True  # run the router/dispatcher in this process
+    transcribe: str = "auto"  # call transcripts: on/off; auto = on when pocketsphinx imports
+    reply_attachment_max_bytes: int = 10 * 1_048_576  # one file an agent attaches to a reply
+    reply_attachment_types: str = (  # comma-separated content types agents may attach
+        "image/png,image/jpeg,image/gif,image/webp,image/tiff,application/pdf,text/plain"
+    )
 
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'contacthub.db').resolve()}"
+
+    @property
+    def reply_attachment_type_set(self) -> frozenset[str]:
+        return frozenset(t.strip().lower() for t in self.reply_attachment_types.split(","))
 
     @property
     def is_sqlite(self) -> bool:
@@ -111,10 +120,24 @@ class Settings:
                 values[name] = _int(var, raw, 1024, 1 << 30)
             elif name == "session_ttl_s":
                 values[name] = _int(var, raw, 60, 90 * 86400)
+            elif name == "reply_attachment_max_bytes":
+                values[name] = _int(var, raw, 1, 1 << 30)
+            elif name == "reply_attachment_types":
+                types = [t.strip().lower() for t in raw.split(",") if t.strip()]
+                bad = [t for t in types if t.count("/") != 1 or " " in t]
+                if bad or not types:
+                    raise SettingsError(
+                        f"{var}: expected content types like image/png, got {raw!r}"
+                    )
+                values[name] = ",".join(types)
             elif name == "login_attempts_per_minute":
                 values[name] = _int(var, raw, 1, 10_000)
             elif name in {"cookie_secure", "run_channels", "dispatcher"}:
                 values[name] = _bool(var, raw)
+            elif name == "transcribe":
+                if raw.strip().lower() not in {"on", "off", "auto"}:
+                    raise SettingsError(f"{var}: expected on/off/auto, got {raw!r}")
+                values[name] = raw.strip().lower()
             elif name == "timezone":
                 try:
                     ZoneInfo(raw)

@@ -8,14 +8,17 @@ picks the row up again).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from channels.base import (
     Address,
     AddressKind,
+    Attachment,
     Channel,
     ChannelKind,
     Outbound,
@@ -28,6 +31,7 @@ from hub.db.base import utcnow
 from hub.db.models import (
     Agent,
     Assignment,
+    AttachmentRecord,
     ContactAddress,
     Conversation,
     Interaction,
@@ -106,6 +110,7 @@ async def check_reply_sendable(
     text: str,
     html: str | None,
     subject: str | None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> None:
     """Ask the channel (when it implements ``SendPrecheck``) whether it would refuse this reply,
     so the agent gets the reason now (409 with the channel's code) and nothing is queued."""
@@ -120,6 +125,7 @@ async def check_reply_sendable(
         text=text,
         html=html,
         subject=subject or conv.subject,
+        attachments=attachments,
         idempotency_key=f"precheck:{conv.id}",
     )
     try:
@@ -138,7 +144,9 @@ async def do_reply(
     subject: str | None,
     client_id: str | None,
     channel: Channel | None = None,
+    files: Sequence[tuple[Attachment, str]] = (),
 ) -> tuple[Interaction, list[Event]]:
+    """Append the reply (with ``files``: each an attachment and its media key) and queue it."""
     if conv.status == ConversationStatus.RESOLVED.value:
         raise Conflict("conversation is resolved: reopen it before replying", code="resolved")
     key = f"reply:{conv.id}:{client_id}" if client_id else None
@@ -149,7 +157,10 @@ async def do_reply(
         if prior is not None:
             return prior, []
     to = await _recipient(session, conv)
-    await check_reply_sendable(channel, conv, to, text=text, html=html, subject=subject)
+    await check_reply_sendable(
+        channel, conv, to, text=text, html=html, subject=subject,
+        attachments=tuple(a for a, _ in files),
+    )
     row = await append(
         session,
         conv.id,
@@ -164,6 +175,20 @@ async def do_reply(
         payload={"to": to, "author_name": who.name},
         dedupe_key=key,
     )
+    records = [
+        AttachmentRecord(
+            id=new_id("attachment"),
+            interaction_id=row.id,
+            filename=att.filename,
+            content_type=att.content_type,
+            size=att.size,
+            sha256=sha256,
+        )
+        for att, sha256 in files
+    ]
+    session.add_all(records)
+    # the new row's attachments are exactly these: no reload (two queries) to learn them
+    set_committed_value(row, "attachments", records)
     session.add(
         OutboundDelivery(
             id=new_id("delivery"),
@@ -174,7 +199,6 @@ async def do_reply(
     )
     conv.last_message_at = utcnow()
     await session.flush()
-    await session.refresh(row, ["attachments"])
     return row, [
         Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv)),
         Event("delivery.queued", {"interaction_id": row.id}),
@@ -195,8 +219,8 @@ async def do_note(
         text=text,
         payload={"author_name": who.name},
     )
+    set_committed_value(row, "attachments", [])  # a note has none: no reload to learn it
     await session.flush()
-    await session.refresh(row, ["attachments"])
     return row, [
         Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv))
     ]

@@ -10,6 +10,7 @@ from channels.base import Channel
 from hub.actions import conversations as actions
 from hub.actions.access import load_actionable, load_visible
 from hub.actions.log import interaction_dict
+from hub.api.attachments import reply_files
 from hub.api.framework import AGENTS_UP, ALL_STAFF, Api, Context
 from hub.api.schemas import (
     ConversationOut,
@@ -149,6 +150,7 @@ async def _publish(ctx: Context, events: list[Event]) -> None:
 async def reply(ctx: Context) -> dict[str, Any]:
     """Reply on the conversation's own channel (queued for delivery; idempotent by client_id)."""
     body: ReplyIn = ctx.body
+    files = await reply_files(ctx, body.attachments)
     async with ctx.services.sessions() as session, session.begin():
         conv = await load_actionable(session, ctx.user, ctx.path["id"])
         row, events = await actions.do_reply(
@@ -160,6 +162,7 @@ async def reply(ctx: Context) -> dict[str, Any]:
             subject=body.subject,
             client_id=body.client_id,
             channel=_channel_for(ctx, conv),
+            files=files,
         )
         out = interaction_dict(row)
     await _publish(ctx, events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.domain import ConversationStatus, Presence, Role
 
@@ -66,12 +66,21 @@ class InteractionPage(BaseModel):
 
 
 class ReplyIn(Strict):
-    text: str = Field(min_length=1, max_length=100_000)
+    text: str = Field(default="", max_length=100_000)
     html: str | None = Field(default=None, max_length=500_000)
     subject: str | None = Field(default=None, max_length=998)
     client_id: str | None = Field(
         default=None, max_length=100, description="idempotency key: the same id is stored once"
     )
+    attachments: list[str] = Field(
+        default=[], max_length=10, description="upload tokens from POST /api/attachments"
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ReplyIn:
+        if not self.text and not self.attachments:
+            raise ValueError("a reply needs text or at least one attachment")
+        return self
 
 
 class NoteIn(Strict):

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from hub.auth.passwords import MIN_PASSWORD_LENGTH, UNUSABLE, hash_password
+from hub.config.canned import apply_canned
 from hub.config.errors import ConfigError, ConfigIssue
 from hub.config.load import LoadedConfig
 from hub.config.schema import AgentSpec, ChannelSpec, QueueSpec, RuleSpec
@@ -109,6 +110,7 @@ async def apply_config(
         await _apply_channels(session, config, queue_ids, channel_configs, report)
         await _apply_rules(session, config, queue_ids, report)
         await _apply_agents(session, config, skill_ids, env, prune, report)
+        await apply_canned(session, config, prune, report)  # owners are users by now
     log.info("config %s applied: %d change(s)", config.source, report.changed)
     return report
 

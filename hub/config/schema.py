@@ -24,6 +24,7 @@ from pydantic import (
 
 from channels.addresses import normalize_email, normalize_phone
 from channels.base import ChannelKind, ParseError
+from hub import canned
 from hub.domain import Distribution, Role
 from hub.rules import ALLOWED_CONDITIONS
 
@@ -278,6 +279,18 @@ class RuleSpec(_Model):
         return self
 
 
+class CannedSpec(_Model):
+    """A canned response: team-wide, or personal to ``owner`` (a user's email)."""
+
+    shortcut: Annotated[str, AfterValidator(canned.check_shortcut)]
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    body: Annotated[
+        str, Field(min_length=1, max_length=canned.MAX_BODY), AfterValidator(canned.check_body)
+    ]
+    channels: list[ChannelKind] = []  # empty: every channel
+    owner: Email | None = None
+
+
 class ConfigFile(_Model):
     """The whole file. Every section is optional; what a section lists is created or updated."""
 
@@ -286,3 +299,4 @@ class ConfigFile(_Model):
     agents: list[AgentSpec] = []
     channels: list[ChannelSpec] = []
     routing_rules: list[RuleSpec] = []
+    canned_responses: list[CannedSpec] = []

@@ -27,8 +27,8 @@ def _run(connection: Connection, revision: str, downgrade: bool) -> None:
         command.upgrade(cfg, revision)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` (idempotent); ``heads`` includes parallel branches."""
     async with engine.begin() as conn:
         await conn.run_sync(_run, revision, False)
 

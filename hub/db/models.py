@@ -1,6 +1,7 @@
 """All tables in one import (``from hub.db.models import X``); defined by role elsewhere."""
 
 from hub.db.base import Base
+from hub.db.canned_models import CannedResponse
 from hub.db.directory import (
     Agent,
     AgentSkill,
@@ -13,6 +14,7 @@ from hub.db.directory import (
 )
 from hub.db.qa_models import QaEvaluation, QaForm, QaFormVersion
 from hub.db.search_models import MediaAccess, SearchOutbox
+from hub.db.transcript_models import TranscriptionJob
 from hub.db.work import (
     Assignment,
     AttachmentRecord,
@@ -32,6 +34,7 @@ __all__ = [
     "Assignment",
     "AttachmentRecord",
     "Base",
+    "CannedResponse",
     "ChannelInstance",
     "ChannelState",
     "Contact",
@@ -50,5 +53,6 @@ __all__ = [
     "SearchOutbox",
     "Session",
     "Skill",
+    "TranscriptionJob",
     "User",
 ]

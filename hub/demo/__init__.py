@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from channels.base import Address, AddressKind, ChannelKind, Inbound, InboundKind
 from hub.actions.ingest import Ingestor
@@ -31,7 +32,7 @@ def _item(
     sender_name: str | None = None,
     subject: str | None = None,
     kind: InboundKind = InboundKind.MESSAGE,
-    metadata: dict[str, str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Inbound:
     return Inbound(
         channel=channel,
@@ -89,7 +90,7 @@ def demo_inbound() -> list[Inbound]:
             kind=InboundKind.CALL,
             channel_id="+14155550199",
             sender_name="Sam Carter",
-            metadata={"ivr": "2"},
+            metadata={"queue": "technical", "ivr_path": ["technical"], "digits": "2"},
         ),
         _item(
             ChannelKind.SMS,
@@ -105,7 +106,7 @@ def demo_inbound() -> list[Inbound]:
             "demo-fax-1",
             "PURCHASE ORDER 7781 - 12 units",
             30,
-            channel_id="+14155550199",
+            channel_id="+14155550177",
             subject="Fax from +1 415-555-0123",
         ),
     ]

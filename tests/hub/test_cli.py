@@ -157,7 +157,7 @@ def test_demo_seeds_every_channel(tmp_path: Path, db: Db) -> None:
 async def test_demo_data_is_real_work(tmp_path: Path, db: Db) -> None:
     from sqlalchemy import select
 
-    from hub.db.models import Conversation, User
+    from hub.db.models import Conversation, Queue, User
 
     extra = {"HUB_DATABASE_URL": db.settings.database_url} if db.dialect == "postgres" else {}
     r = run(["demo", "--no-serve"], db.settings.data_dir, extra_env=extra)
@@ -168,3 +168,9 @@ async def test_demo_data_is_real_work(tmp_path: Path, db: Db) -> None:
     assert {c.channel for c in convs} == {"webchat", "email", "voice", "sms", "fax"}
     assert roles == {"admin", "supervisor", "agent", "qa"}
     assert len({c.contact_id for c in convs if c.channel in ("voice", "sms", "fax")}) == 1
+    async with db.sessions() as s:
+        queue_names = {r[0]: r[1] for r in await s.execute(select(Queue.id, Queue.name))}
+    queues = {c.channel: queue_names.get(c.queue_id or "") for c in convs}
+    # every demo item is routable work, and the call's IVR choice picked its queue by a rule
+    assert None not in queues.values(), queues
+    assert queues["voice"] == "technical" and queues["fax"] == "general"

@@ -3,6 +3,8 @@
 #   - Debian's chromium (driven by Playwright with executable_path=/usr/bin/chromium;
 #     never `playwright install`, which downloads a browser),
 #   - Playwright for Python in the project's venv,
+#   - Firefox ESR (driven over WebDriver BiDi) and WebKitGTK's WebDriver + MiniBrowser on Xvfb,
+#     so the visitor widget is also tested in Firefox's and Safari's engines,
 #   - the official Node socket.io-client under tests/widget/node and the widget's build tools
 #     (esbuild) under widget/visitor, both from their package-lock.json.
 set -euo pipefail
@@ -23,6 +25,8 @@ apt_install() {
 }
 
 command -v chromium >/dev/null 2>&1 || apt_install chromium fonts-dejavu-core
+command -v firefox-esr >/dev/null 2>&1 && command -v WebKitWebDriver >/dev/null 2>&1 \
+  && command -v Xvfb >/dev/null 2>&1 || apt_install firefox-esr webkit2gtk-driver xvfb
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 
 if ! "$venv_python" -c "import playwright" >/dev/null 2>&1; then
@@ -35,4 +39,5 @@ for dir in "$here/tests/widget/node" "$here/widget/visitor"; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
-echo "browser test deps ready: $(chromium --version 2>/dev/null || echo 'chromium ?'), node $(node --version)"
+echo "browser test deps ready: $(chromium --version 2>/dev/null || echo 'chromium ?')," \
+  "$(firefox-esr --version 2>/dev/null || echo 'firefox ?'), node $(node --version)"

@@ -27,6 +27,31 @@ function pairs(object, label) {
   );
 }
 
+// What the customer chose before reaching an agent, from the first inbound item's metadata:
+// known keys get a label (an IVR path reads as a path); transport details are left out.
+const ANSWER_LABEL = {
+  ivr_path: "IVR path",
+  ivr: "IVR choice",
+  digits: "Keys pressed",
+  queue: "IVR queue",
+  dialed: "Number dialed",
+  offline_form: "Offline form",
+  page_url: "Page",
+};
+const NOT_ANSWERS = new Set(["asterisk_channel", "client_id", "message_id", "keyword", "pages", "event", "duration_s"]);
+
+function answers(metadata) {
+  const out = {};
+  for (const [key, value] of Object.entries(metadata || {})) {
+    if (NOT_ANSWERS.has(key) || value === null || value === undefined || value === "") continue;
+    if (Array.isArray(value) && !value.length) continue;
+    const label = ANSWER_LABEL[key] || key;
+    out[label] = key === "ivr_path" && Array.isArray(value) ? value.join(" › ") : value;
+  }
+  if (out.offline === true) out.offline = "yes: no agent was available";
+  return out;
+}
+
 /** Facts about this conversation derived from its timeline. */
 export function conversationFacts(conversation, interactions) {
   const firstInbound = interactions.find((ix) => ix.direction === "inbound");
@@ -92,7 +117,7 @@ export function renderContactPanel(panel, { contact, conversation, interactions,
         ),
       ),
       h("h4", {}, "IVR / pre-chat answers"),
-      h("div", { "data-testid": "metadata" }, pairs(facts.metadata, "answers")),
+      h("div", { "data-testid": "metadata" }, pairs(answers(facts.metadata), "answers")),
     ),
     h(
       "section",

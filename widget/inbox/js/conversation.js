@@ -1,6 +1,10 @@
 // The open conversation: header with actions, the timeline, the composer (reply on the
 // conversation's own channel, or a private note) and the transfer dialog.
 import { ApiError, get, post, query } from "./api.js";
+import { renderCallControls } from "./callcontrol.js";
+import { renderCallTransfer } from "./calltransfer.js";
+import { ReplyFiles } from "./attach.js";
+import { CannedPicker } from "./canned.js";
 import { renderContactPanel } from "./contact.js";
 import { $, CHANNEL_LABEL, STATUS_LABEL, contactLabel, fmtTime, h, uid } from "./dom.js";
 import { deliveryBadge, renderInteraction } from "./timeline.js";
@@ -35,6 +39,8 @@ export class ConversationView {
     $("#reopen-button").addEventListener("click", () => this.reopen());
     $("#transfer-button").addEventListener("click", () => this.openTransfer());
     this.setupTransferDialog();
+    this.canned = new CannedPicker(this);
+    this.files = new ReplyFiles(this);
   }
 
   get id() {
@@ -60,6 +66,8 @@ export class ConversationView {
     this.renderTimeline();
     this.renderContact();
     if (switched) {
+      this.files.clear();
+      this.canned.load(conv).catch(() => {});
       this.text.value = "";
       this.setMode(this.canReply() ? "reply" : "note", false);
       $("#composer-error").textContent = "";
@@ -143,6 +151,8 @@ export class ConversationView {
       names: this.app.names,
       onOpen: (id) => this.app.openConversation(id, true),
     });
+    renderCallControls($("#contact-panel"), { app: this.app, me: this.app.me, contact: this.contact, conversation: this.conv });
+    renderCallTransfer($("#contact-panel"), { app: this.app, me: this.app.me, conversation: this.conv });
   }
 
   scrollToEnd() {
@@ -159,7 +169,8 @@ export class ConversationView {
     const next = [...this.timeline.children].find((li) => Number(li.dataset.seq) > ix.seq);
     this.timeline.insertBefore(el, next || null);
     this.scrollToEnd();
-    if (["transfer", "assignment"].includes(ix.kind) || ix.direction === "inbound") this.renderContact();
+    const callFact = ix.kind === "event" && ix.payload && ix.payload.call; // refreshes the Phone card
+    if (["transfer", "assignment"].includes(ix.kind) || ix.direction === "inbound" || callFact) this.renderContact();
     return true;
   }
 
@@ -207,6 +218,7 @@ export class ConversationView {
             ? "calls are answered by phone"
             : "accept or be assigned to reply";
     $("#send-button").textContent = reply ? "Send" : "Add note";
+    this.files.setEnabled(reply && canReply);
     this.updateSegments();
   }
 
@@ -233,7 +245,8 @@ export class ConversationView {
     const text = this.text.value.trim();
     const error = $("#composer-error");
     error.textContent = "";
-    if (!text || !this.conv) return;
+    const withFiles = this.mode === "reply" && this.files.count > 0;
+    if ((!text && !withFiles) || !this.conv) return;
     const id = this.conv.id;
     const button = $("#send-button");
     button.disabled = true;
@@ -241,6 +254,8 @@ export class ConversationView {
       let ix;
       if (this.mode === "reply") {
         const body = { text, client_id: this.pendingClientId || (this.pendingClientId = uid()) };
+        if (withFiles) body.attachments = await this.files.tokens();
+        if (!text && !(body.attachments || []).length) return;
         if (!this.subject.hidden && this.subject.value.trim()) body.subject = this.subject.value.trim();
         ix = await post(`/api/conversations/${encodeURIComponent(id)}/messages`, body);
         this.pendingClientId = null;
@@ -248,6 +263,7 @@ export class ConversationView {
         ix = await post(`/api/conversations/${encodeURIComponent(id)}/notes`, { text });
       }
       this.text.value = "";
+      if (this.mode === "reply") this.files.clear();
       this.add(ix);
       this.updateSegments();
       this.app.announce(this.mode === "reply" ? "Reply sent" : "Note added", false);

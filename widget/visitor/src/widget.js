@@ -9,6 +9,8 @@ const ICON = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0
 const CLIP = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5H9v9a3 3 0 0 0 6 0V5a4.5 4.5 0 0 0-9 0v11.5a6 6 0 0 0 12 0v-10z"/></svg>';
 
 const RANK = { sending: 0, failed: 0, sent: 1, delivered: 2, read: 3 };
+// file links in history are signed for at least an hour: fetch fresh ones well before that
+const RELINK_MS = 45 * 60 * 1000;
 
 export class ChatWidget {
   constructor({ root, connection, t, locale, server, position }) {
@@ -85,15 +87,21 @@ export class ChatWidget {
     this.greeting.hidden = !greeting;
     this.setOnline(session.site.online);
     this.fileInput.accept = (session.site.limits.attachment_types || []).join(",");
-    try {
-      const history = await this.conn.request("history", {});
-      for (const m of history.messages) this.upsert(m, false);
-    } catch (err) {
-      this.showError(err);
-    }
+    await this.loadHistory();
     this.renderView();
     if (remembered(this.openKey) === "1" && this.panel.hidden) this.toggle(true, false);
     this.markRead();
+  }
+
+  async loadHistory() {
+    clearTimeout(this.relinkTimer);
+    try {
+      const history = await this.conn.request("history", {});
+      for (const m of history.messages) this.upsert(m, false);
+      this.relinkTimer = setTimeout(() => this.conn.ready && this.loadHistory(), RELINK_MS);
+    } catch (err) {
+      this.showError(err);
+    }
   }
 
   onMessage(m) {
@@ -227,6 +235,7 @@ export class ChatWidget {
     let entry = this.messages.get(key) || (m.client_id && this.messages.get(m.client_id));
     if (entry) {
       entry.data = { ...entry.data, ...m };
+      this.relink(entry, m.attachments);
       this.messages.set(key, entry);
       this.setStatus(entry, m.status || entry.data.status);
       return entry;
@@ -250,14 +259,14 @@ export class ChatWidget {
     const name = type === "visitor" ? this.t("you") : (m.author && m.author.name) || this.t("agent");
     const bubble = h("div", { class: "bubble" });
     if (m.text) bubble.append(h("span", { class: "sr", text: `${name}: ` }), m.text);
-    const files = (m.attachments || []).map((f) => this.renderFile(f)).filter(Boolean);
-    if (files.length) bubble.append(h("div", { class: "files" }, files));
+    const files = this.renderFiles(m.attachments);
+    if (files) bubble.append(files);
     const at = m.at ? this.time.format(new Date(m.at)) : "";
     const status = h("span", { class: "status" });
     const meta = h("span", { class: "meta" }, `${name}${at ? " · " + at : ""}`, type === "visitor" ? [" · ", status] : null);
     const avatar = type === "agent" ? this.smallAvatar(m.author) : null;
     const el = h("li", { class: `msg ${type}`, "data-id": m.id || "" }, avatar, h("div", {}, bubble, meta));
-    el._status = status;
+    Object.assign(el, { _status: status, _bubble: bubble, _files: files, _urls: urlsOf(m.attachments) });
     this.paintStatus(status, m.status || (m.id ? "sent" : "sending"));
     return el;
   }
@@ -266,6 +275,26 @@ export class ChatWidget {
     const name = author && author.name;
     return this.avatarImage(name, author && author.avatar_url)
       || h("span", { class: "avatar", "aria-hidden": "true" }, initial(name));
+  }
+
+  renderFiles(list) {
+    const files = (list || []).map((f) => this.renderFile(f)).filter(Boolean);
+    return files.length ? h("div", { class: "files" }, files) : null;
+  }
+
+  // History brings signed links (fresh ones on every fetch): show them instead of the copies
+  // made from live binary data or of links about to expire.
+  relink(entry, list) {
+    const urls = urlsOf(list);
+    if (!urls || urls === entry.el._urls) return;
+    const files = this.renderFiles(list);
+    const old = entry.el._files;
+    if (old) {
+      for (const a of old.querySelectorAll("a[href^='blob:']")) URL.revokeObjectURL(a.href);
+      old.replaceWith(...(files ? [files] : []));
+    }
+    else if (files) entry.el._bubble.append(files);
+    Object.assign(entry.el, { _files: files, _urls: urls });
   }
 
   renderFile(f) {
@@ -391,4 +420,8 @@ export class ChatWidget {
     this.error.textContent = this.t("error", { message: (err && err.message) || "?" });
     if (focusTarget) focusTarget.focus();
   }
+}
+
+function urlsOf(list) {
+  return (list || []).every((f) => f.url) ? (list || []).map((f) => f.url).join(" ") : "";
 }
