@@ -206,10 +206,15 @@ async def test_agent_manages_personal_canned_responses_in_the_inbox(
     await expect(page.locator("#canned-manage")).to_be_focused()
 
     await expect(page.locator("#canned-button")).to_be_enabled()
-    await page.locator("#composer-text").focus()
-    await page.keyboard.type("/eta")
-    await page.keyboard.press("Tab")
-    await expect(page.locator("#composer-text")).to_have_value("Hi Eve, it arrives tomorrow.")
+    composer = page.locator("#composer-text")
+    await composer.press_sequentially("/eta")  # focuses the composer, then types
+    seen = f"console: {agent.console}, errors: {agent.errors}"
+    await expect(composer, f"the typed shortcut is in the composer; {seen}").to_have_value("/eta")
+    await expect(page.locator("#canned-list li[data-shortcut='eta']")).to_be_visible()
+    await composer.press("Tab")
+    await expect(composer, f"Tab inserts the rendered response; {seen}").to_have_value(
+        "Hi Eve, it arrives tomorrow."
+    )
 
     await page.click("#canned-manage")
     await page.get_by_role("button", name="Delete /eta").click()
