@@ -53,6 +53,7 @@ async def test_canned_responses_and_attachments_in_the_composer(
     agent = await open_inbox(browser, hub, "agent@t.test")
     page = agent.page
     await page.select_option("#presence-select", "ready")
+    await expect(page.locator("#presence-dot")).to_have_attribute("data-presence", "ready")
     await hub.ingest(chat_in("v-9", "m-1", "Hello?", sender_name="Dana Customer"))
     await expect(page.get_by_test_id("offer")).to_be_visible()
     await page.keyboard.press("Alt+a")
@@ -176,9 +177,10 @@ async def test_agent_manages_personal_canned_responses_in_the_inbox(
     agent = await open_inbox(browser, hub, "agent@t.test")
     page = agent.page
     await page.select_option("#presence-select", "ready")
+    await expect(page.locator("#presence-dot")).to_have_attribute("data-presence", "ready")
     await hub.ingest(chat_in("v-5", "m-5", "Where is it?", sender_name="Eve Example"))
     await expect(page.get_by_test_id("offer")).to_be_visible()
-    await page.keyboard.press("Alt+a")
+    await page.get_by_test_id("offer-accept").click()  # Alt+A is covered in test_inbox.py
     await expect(page.get_by_test_id("conv-status")).to_have_text("Assigned")
     await expect(page.locator("#canned-button")).to_be_disabled()  # none exist yet
 
