@@ -10,8 +10,8 @@ loopback) to the agent phone (a sipp UAS) receiving the INVITE for that call; bo
 sipp's message logs, which stamp every message with the same wall clock. Calls alternate
 between the two paths, one at a time, so both see the same machine:
 
-- ``hub``: extension ``100`` -> Stasis -> answer -> ingest -> router offer -> hub originates to
-  the offered agent's ``PJSIP/agent1``;
+- ``hub``: extension ``100`` -> Stasis -> ingest (beside answer and MOH) -> router decision ->
+  hub originates to the offered agent's ``PJSIP/agent1`` (while the offer is written);
 - ``app_queue``: extension ``queue`` -> Queue(bench) ringing the same
   ``PJSIP/agent1`` (``tests/servers/asterisk-app-queue/``, included into the testbed's dialplan).
 
@@ -225,28 +225,26 @@ async def connected(hub: RunningHub) -> None:
 
 # --- where the hub's ring time goes (--trace) ---------------------------------------------
 
-STEPS = (  # (name, from mark, to mark): consecutive marks of one hub call, in order
+STEPS = (  # (name, from mark, to mark): marks of one hub call, in order
     ("stasis_event_to_hub", "caller_invite", "stasis_in"),
     ("ari_answer", "answer_start", "answer_end"),
     ("ari_moh_start", "moh_start", "moh_end"),
+    ("stasis_to_ingest", "stasis_in", "submit_start"),
     ("ingest_group_commit", "submit_start", "submit_end"),
-    ("router_and_offer_write", "submit_end", "offer_event"),
-    ("  to_dispatcher_execute", "submit_end", "execute_start"),
+    ("to_router_decision", "submit_end", "early_offer"),
+    ("decision_to_connect_agent", "early_offer", "connect_agent"),
+    ("to_originate_request", "connect_agent", "originate_start"),
+    ("ari_originate", "originate_start", "originate_end"),
+    ("originate_to_agent_invite", "originate_start", "agent_invite"),
+    # off the ring path since the hub rings as the router decides (beside the ring):
     ("  offer_statements", "execute_start", "execute_end"),
-    ("  commit_and_publish", "execute_end", "offer_event"),
-    ("ring_lookup_db", "offer_event", "connect_agent"),
-    ("to_create_request", "connect_agent", "create_start"),
-    ("ari_create_channel", "create_start", "create_end"),
-    ("agent_stasis_wait", "create_end", "agent_stasis_in"),
-    ("to_dial_request", "agent_stasis_in", "dial_start"),
-    ("ari_dial", "dial_start", "dial_end"),
-    ("dial_to_agent_invite", "dial_start", "agent_invite"),
+    ("  decision_to_offer_event", "early_offer", "offer_event"),
 )
 
 
 class Tracer:
-    """Wall-clock marks at each step from StasisStart to the agent leg's dial, by patching the
-    classes the hub uses (this process hosts the hub). Calls run one at a time, so the marks
+    """Wall-clock marks at each step from StasisStart to the agent leg's originate, by patching
+    the classes the hub uses (this process hosts the hub). Calls run one at a time, so the marks
     between one hub call's StasisStart and the next belong to that call."""
 
     def __init__(self) -> None:
@@ -272,6 +270,16 @@ class Tracer:
 
         setattr(cls, attr, wrapped)
 
+    def _wrap_sync(self, cls: Any, attr: str, name: str) -> None:
+        orig = getattr(cls, attr)
+        tracer = self
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            tracer.mark(name)
+            return orig(*args, **kwargs)
+
+        setattr(cls, attr, wrapped)
+
     def install(self) -> None:
         from channels.voice import VoiceChannel
         from channels.voice import events as vev
@@ -284,21 +292,22 @@ class Tracer:
             return lambda _s, e: isinstance(e, vev.StasisStart) and e.args[:1] == (role,)
 
         self._wrap(VoiceChannel, "_dispatch", "stasis_in", None, stasis("inbound"))
-        self._wrap(VoiceChannel, "_dispatch", "agent_stasis_in", None, stasis("agent"))
         self._wrap(AriClient, "answer", "answer_start", "answer_end")
         self._wrap(AriClient, "start_moh", "moh_start", "moh_end")
         self._wrap(Batcher, "submit", "submit_start", "submit_end")
+        self._wrap_sync(VoiceCalls, "on_early_offer", "early_offer")
         self._wrap(VoiceCalls, "on_event", "offer_event", None,
                    lambda _s, e: e.name == "offer")  # fmt: skip
         self._wrap(dispatcher, "execute", "execute_start", "execute_end")
         self._wrap(VoiceChannel, "connect_agent", "connect_agent", None)
-        self._wrap(AriClient, "create_channel", "create_start", "create_end")
-        self._wrap(AriClient, "dial", "dial_start", "dial_end")
+        self._wrap(AriClient, "originate", "originate_start", "originate_end")
 
-    def steps(self, caller_invites: list[float], agent_invites: list[float]) -> dict[str, float]:
-        """Median ms per step over the hub calls (first mark of each name per call)."""
+    def steps(self, caller_invites: list[float], agent_invites: list[float]) -> dict[str, Any]:
+        """Median ms per step over the hub calls (first mark of each name per call), and how
+        many calls rang before their offer was written (``rung_before_offer_written``)."""
         starts = [i for i, (_, n) in enumerate(self.marks) if n == "stasis_in"]
         per: dict[str, list[float]] = {name: [] for name, _, _ in STEPS}
+        early = 0
         for k, i in enumerate(starts):
             end = starts[k + 1] if k + 1 < len(starts) else len(self.marks)
             first: dict[str, float] = {}
@@ -311,7 +320,12 @@ class Tracer:
             for name, a, b in STEPS:
                 if a in first and b in first:
                     per[name].append((first[b] - first[a]) * 1000)
-        return {name: round(statistics.median(v), 1) for name, v in per.items() if v}
+            if first.get("connect_agent", 1e18) < first.get("offer_event", 0.0):
+                early += 1
+        out: dict[str, Any] = {name: round(statistics.median(v), 1)
+                               for name, v in per.items() if v}  # fmt: skip
+        out["rung_before_offer_written"] = f"{early}/{len(starts)}"
+        return out
 
 
 # --- ring latency -------------------------------------------------------------------------

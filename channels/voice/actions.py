@@ -25,6 +25,10 @@ async def execute(ari: AriClient, app: str, action: sm.Action) -> None:
         case sm.CreateAgentLeg(endpoint, channel, call_id):
             await ari.create_channel(endpoint, app, app_args=("agent", call_id),
                                      channel_id=channel)
+        case sm.OriginateAgent(endpoint, channel, call_id, ring_timeout, caller_id):
+            await ari.originate(endpoint, app, app_args=("agent", call_id), channel_id=channel,
+                                caller_id=caller_id or None, originator=call_id,
+                                ring_timeout=ring_timeout)
         case sm.DialAgent(channel, caller, ring_timeout):
             await ari.dial(channel, caller=caller, ring_timeout=ring_timeout)
         case sm.Bridge(bridge_id, channels):

@@ -1,4 +1,4 @@
-"""A thin typed ARI REST client on httpx.
+"""A thin typed ARI REST client (HTTP through :mod:`channels.voice.ari_http`).
 
 Why not a library: ari-py is Python 2 only; aioari and asyncari download Asterisk's swagger
 description on connect and build untyped methods from it (nothing to type-check, nothing works
@@ -19,9 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from channels.base import PermanentChannelError, TransientChannelError
+from channels.voice.ari_http import HttpClient, HttpFailure, Response
 from channels.voice.events import (
     BridgeInfo,
     ChannelInfo,
@@ -50,8 +49,8 @@ class StoredRecording:
     format: str
 
 
-def _raise_for(resp: httpx.Response, what: str) -> None:
-    status = resp.status_code
+def _raise_for(resp: Response, what: str) -> None:
+    status = resp.status
     if status < 400:
         return
     try:
@@ -95,12 +94,9 @@ class AriClient:
         password: str,
         *,
         timeout: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, auth=(user, password), timeout=timeout, transport=transport
-        )
+        self._http = HttpClient(self.base_url, user, password, timeout=timeout)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -117,12 +113,11 @@ class AriClient:
         what = f"{method} {path}"
         try:
             resp = await self._http.request(method, path, params=params, json=json)
-        except httpx.TimeoutException as exc:
-            raise TransientChannelError(f"ARI {what}: timeout", code="ari_timeout") from exc
-        except httpx.TransportError as exc:
-            raise TransientChannelError(f"ARI {what}: {exc!r}", code="ari_unreachable") from exc
+        except HttpFailure as exc:
+            code = "ari_timeout" if exc.timeout else "ari_unreachable"
+            raise TransientChannelError(f"ARI {what}: {exc}", code=code) from exc
         _raise_for(resp, what)
-        if resp.status_code == 204 or not resp.content:
+        if resp.status == 204 or not resp.content:
             return None
         if resp.headers.get("content-type", "").startswith("application/json"):
             return resp.json()
@@ -186,11 +181,16 @@ class AriClient:
         app_args: Sequence[str] = (),
         channel_id: str | None = None,
         caller_id: str | None = None,
+        originator: str | None = None,
         ring_timeout: int = 30,
         variables: Mapping[str, str] | None = None,
     ) -> ChannelInfo:
+        """Create a channel and dial it at once (one request); progress arrives as ``Dial``
+        events, and the channel enters ``app`` (StasisStart) only once it answered.
+        ``originator``: the channel this call is made for (linked id, codecs)."""
         params = _params(endpoint=endpoint, app=app, appArgs=",".join(app_args),
-                         channelId=channel_id, callerId=caller_id, timeout=ring_timeout)
+                         channelId=channel_id, callerId=caller_id, originator=originator,
+                         timeout=ring_timeout)
         body = {"variables": dict(variables)} if variables else None
         return parse_channel(await self.request("POST", "/channels", params=params, json=body))
 

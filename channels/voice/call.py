@@ -58,6 +58,7 @@ from channels.voice.commands import (
     Answer,
     Bridge,
     CallbackOfferRequest,
+    CancelOffer,
     CancelTransfer,
     CompleteTransfer,
     ConsultRequest,
@@ -71,6 +72,7 @@ from channels.voice.commands import (
     Input,
     Notice,
     Offer,
+    OriginateAgent,
     Output,
     Play,
     Queued,
@@ -106,6 +108,7 @@ __all__ = [
     "Call",
     "CallState",
     "CallbackOfferRequest",
+    "CancelOffer",
     "CancelTransfer",
     "CompleteTransfer",
     "ConsultRequest",
@@ -119,6 +122,7 @@ __all__ = [
     "Input",
     "Notice",
     "Offer",
+    "OriginateAgent",
     "Output",
     "Play",
     "QueueStatus",
@@ -342,18 +346,21 @@ def step(call: Call, inp: Input, now: float) -> Step:
             call = replace(call, state=CallState.OFFERING, agent_channel=inp.agent_channel,
                            agent_endpoint=inp.agent_endpoint, ring_timeout=inp.ring_timeout,
                            deadline=now + inp.ring_timeout)
-            return call, [CreateAgentLeg(inp.agent_endpoint, inp.agent_channel, call.id)]
+            # Asterisk's own dial timeout only as a safety net: the ring timer is ours (Tick)
+            return call, [OriginateAgent(inp.agent_endpoint, inp.agent_channel, call.id,
+                                         inp.ring_timeout + 5, inp.caller_id)]
         return call, []
 
     if state is CallState.OFFERING:
         if isinstance(inp, ev.StasisStart) and inp.channel.id == call.agent_channel:
-            # Asterisk's own dial timeout only as a safety net: the ring timer is ours (Tick)
-            return call, [DialAgent(inp.channel.id, call.id, call.ring_timeout + 5)]
+            # an originated leg enters the app once it answered (a Dial ANSWER comes first,
+            # but the leg can only be bridged from here on)
+            return _whisper_or_bridge(call, now)
         if isinstance(inp, Tick) and call.deadline is not None and now >= call.deadline:
             return _agent_failed(call, "noanswer", now)
+        if isinstance(inp, CancelOffer) and inp.agent_channel == call.agent_channel:
+            return _agent_failed(call, "revoked", now)
         if isinstance(inp, ev.Dial) and inp.peer.id == call.agent_channel:
-            if inp.dialstatus == "ANSWER":
-                return _whisper_or_bridge(call, now)
             if inp.dialstatus in FAILED_DIAL:
                 return _agent_failed(call, inp.dialstatus.lower(), now)
             return call, []
@@ -365,7 +372,7 @@ def step(call: Call, inp: Input, now: float) -> Step:
                             and inp.action.playback_id == wid))
         if call.whisper_id is not None and whisper_done:
             return _agent_answered(replace(call, whisper_id=None), now)
-        if isinstance(inp, ActionFailed) and isinstance(inp.action, CreateAgentLeg | DialAgent):
+        if isinstance(inp, ActionFailed) and isinstance(inp.action, OriginateAgent):
             return _agent_failed(call, "originate_failed", now)
         return call, []
 

@@ -43,11 +43,25 @@ class StopMoh:
 
 @dataclass(frozen=True, slots=True)
 class CreateAgentLeg:
-    """Create the agent's channel in our app (args ``agent,<call id>``); dialed on StasisStart."""
+    """Create a leg in our app without dialing it (args ``agent,<call id>``); dialed on
+    StasisStart. Attended transfers ring their consult leg this way."""
 
     endpoint: str
     channel: str
     call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateAgent:
+    """Ring the agent in one request (``POST /channels``, args ``agent,<call id>``): Asterisk
+    dials at once and reports progress as ``Dial`` events; the leg enters the app only once it
+    answered. One REST round trip instead of create, wait for StasisStart, dial (ring time)."""
+
+    endpoint: str
+    channel: str
+    call_id: str
+    ring_timeout: int  # Asterisk's own limit, a safety net: the ring timer is ours (Tick)
+    caller_id: str = ""  # shown on the agent's phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +117,9 @@ class RecordCaller:
     max_s: int
 
 
-Action = (Answer | Play | StopPlayback | StartMoh | StopMoh | CreateAgentLeg | DialAgent | Bridge
-          | RecordBridge | AddToBridge | RemoveFromBridge | Hangup | DestroyBridge | RecordCaller)
+Action = (Answer | Play | StopPlayback | StartMoh | StopMoh | CreateAgentLeg | OriginateAgent
+          | DialAgent | Bridge | RecordBridge | AddToBridge | RemoveFromBridge | Hangup
+          | DestroyBridge | RecordCaller)
 
 # --- notices (for the hub) ---------------------------------------------------------------------
 
@@ -164,6 +179,14 @@ class Offer:
     agent_endpoint: str
     agent_channel: str
     ring_timeout: int = 15
+    caller_id: str = ""  # what the agent's phone shows (the caller's number)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    """The hub withdrew the offer ringing ``agent_channel`` (revoked, or its write failed)."""
+
+    agent_channel: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +267,6 @@ class Resync:
     channels: dict[str, str]
 
 
-Input = (ev.Event | Offer | HoldRequest | UnholdRequest | HangupRequest | Tick | ActionFailed
-         | Resync | QueueStatus | VoicemailRequest | CallbackOfferRequest | RequeueRequest
-         | ConsultRequest | CompleteTransfer | CancelTransfer)
+Input = (ev.Event | Offer | CancelOffer | HoldRequest | UnholdRequest | HangupRequest | Tick
+         | ActionFailed | Resync | QueueStatus | VoicemailRequest | CallbackOfferRequest
+         | RequeueRequest | ConsultRequest | CompleteTransfer | CancelTransfer)

@@ -19,6 +19,9 @@ real:
   its commands are executed in that same transaction (new offers with a fixed number of
   statements, :func:`hub.dispatch.executor.execute`). Each publisher still returns only after
   its change was routed, executed and the resulting events published.
+- **Early offers.** The router's offers are announced to listeners (:mod:`hub.dispatch.early`)
+  before their transaction runs, so a phone can ring while the offer is written; each listener
+  hears afterwards whether the offer was saved, and undoes its ring when it was not.
 - **The DB is the truth.** If executing commands fails, the router is rebuilt from the DB, so the
   two never drift. On start the router is rebuilt the same way: queues, logged-in agents, open
   assignments, live offers (kept with their original expiry, not re-sent), then queued work in
@@ -48,6 +51,7 @@ from sqlalchemy import select
 from hub.batching import Batcher
 from hub.db.base import utcnow
 from hub.db.models import Agent, Assignment, Conversation, Offer, Queue
+from hub.dispatch.early import Announced
 from hub.dispatch.executor import execute
 from hub.dispatch.mapping import agent_profile, queue_configs, work_item
 from hub.domain import ConversationStatus, OfferStatus, Presence
@@ -104,6 +108,7 @@ class Dispatcher:
         self._queues: dict[str, Queue] = {}
         self._queue_cfgs: dict[str, QueueConfig] = {}
         self._profiles: dict[str, AgentProfile] = {}
+        self._endpoints: dict[str, str | None] = {}  # agent id -> voice endpoint (early offers)
         self._sockets: dict[str, int] = {}
         self._check_connections_at: float | None = None
         self._last_snapshot: Any = None
@@ -132,6 +137,7 @@ class Dispatcher:
             for a in agents:
                 profile = agent_profile(a)
                 self._profiles[a.id] = profile
+                self._endpoints[a.id] = a.voice_endpoint
                 presence = (
                     RPresence.READY
                     if a.presence == Presence.WRAP_UP.value
@@ -247,15 +253,20 @@ class Dispatcher:
         commands = self._decide(events)
         if not commands:
             return []
+        announced = Announced.announce(self.services.extras, commands, self._endpoints)
         try:
             async with self.services.sessions() as session, session.begin():
                 bus_events, rejected = await execute(session, commands)
+            announced.settle(bus_events)
         except Exception:
+            announced.settle(None)
             log.exception(
                 "executing %d router commands failed; rebuilding from the DB", len(commands)
             )
             await self.rebuild()
             return []
+        finally:
+            announced.settle(None)  # cancelled: nothing is known to be written
         await self.services.bus.publish(bus_events)
         return rejected
 
@@ -293,13 +304,18 @@ class Dispatcher:
         now = self.clock()
         commands: list[Any] = []
         bus_events: list[Event] = []
+        announced = Announced()
         try:
             async with self.services.sessions() as session, session.begin():
                 feed = await self._change_events(session, changes, now)
                 commands = self._decide(feed)
                 if commands:
+                    announced = Announced.announce(self.services.extras, commands,
+                                                   self._endpoints)  # fmt: skip
                     bus_events, _ = await execute(session, commands)
+            announced.settle(bus_events)
         except Exception:
+            announced.settle(None)
             if not commands:
                 raise  # failed before the router decided anything: nothing to undo
             log.exception(
@@ -307,6 +323,8 @@ class Dispatcher:
             )
             await self.rebuild()
             return
+        finally:
+            announced.settle(None)  # cancelled: nothing is known to be written
         await self.services.bus.publish(bus_events)
 
     async def _change_events(
@@ -352,6 +370,7 @@ class Dispatcher:
                     if agent is None:
                         return
                     profile = agent_profile(agent)
+                    self._endpoints[agent_id] = agent.voice_endpoint
                 self._profiles[agent_id] = profile
                 await self._feed_unlocked(
                     [rev.AgentLoggedIn(profile, now, RPresence(presence), reason)]
@@ -464,6 +483,7 @@ class Dispatcher:
             agent = agents.get(agent_id)
             if agent is None:
                 continue
+            self._endpoints[agent_id] = agent.voice_endpoint
             new = agent_profile(agent)
             if new.skills != old.skills:
                 feed.append(rev.SkillsChanged(agent_id, new.skills, now))

@@ -49,6 +49,7 @@ from channels.voice.dialer import Dialer
 from channels.voice.snoop import Monitors
 from hub.channel_host import HostContext, Hosted, register
 from hub.db.models import ChannelInstance, Conversation, Offer
+from hub.dispatch.early import early_listeners
 from hub.domain import OfferStatus
 from hub.events import Event
 from hub.wiring.voice_callbacks import CALLBACKS_KEY, VoiceCallbacks
@@ -223,6 +224,7 @@ def calls_of(ctx: HostContext) -> VoiceCalls:
         ctx.extras[SHARED_KEY] = calls  # the calls API finds it here
         if ctx.bus is not None:
             ctx.bus.subscribe(calls.on_event)
+        early_listeners(ctx.extras).append(calls.on_early_offer)  # ring as the router decides
     return calls
 
 
@@ -265,6 +267,8 @@ async def build_voice(instance: ChannelInstance, ctx: HostContext) -> Hosted:
         await line.monitors.aclose()
         await line.dialer.aclose()
         if calls.remove(instance.id) == 0:
+            with contextlib.suppress(ValueError):
+                early_listeners(ctx.extras).remove(calls.on_early_offer)
             await transfers.aclose()
             callbacks = ctx.shared.get(CALLBACKS_KEY)
             if isinstance(callbacks, VoiceCallbacks):

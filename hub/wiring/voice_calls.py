@@ -6,10 +6,16 @@ A queued call is ordinary routable work (ingest made a conversation of its ``CAL
 caller hears music on hold in Asterisk while the router looks for an agent. This bus listener
 connects the router's decisions to the phones:
 
-- ``offer`` for a voice conversation → look up the agent's ``voice_endpoint`` and the call, and
-  ring it with :meth:`VoiceChannel.connect_agent` (the channel plays the configured whisper to the
-  agent, then bridges and records). The ring timeout is the channel's, cut to fit inside the
-  offer's time to live, so the hub, not the offer's expiry, normally ends a ring.
+- The router offered a voice conversation → ring the agent's ``voice_endpoint`` with
+  :meth:`VoiceChannel.connect_agent` (the channel plays the configured whisper to the agent, then
+  bridges and records). Normally that happens the moment the router decided, while the offer is
+  still being written (:mod:`hub.dispatch.early`): the call id comes from the ``call`` item's
+  ``interaction.created`` event (published before the conversation is routed) and the endpoint
+  from the dispatcher. Nothing is recorded or decided for that ring until the offer's write is
+  known to have committed; if it did not, the ring is cancelled. When the early path does not
+  apply (call not known here, endpoint unknown) the committed ``offer`` event rings instead,
+  after reading both from the database. The ring timeout is the channel's, cut to fit inside
+  the offer's time to live, so the hub, not the offer's expiry, normally ends a ring.
 - The agent answers → accept the offer through the dispatcher, so the conversation is assigned
   exactly as if the agent had clicked accept. If the offer ended meanwhile, the agent is on the
   line anyway: reality wins and the conversation is transferred to them.
@@ -40,11 +46,11 @@ so every reaction runs in its own task and :meth:`on_event` returns at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.base import ChannelError
@@ -55,6 +61,7 @@ from hub.auth.sessions import Principal
 from hub.background import Background
 from hub.channel_host import HostContext
 from hub.db.models import Conversation
+from hub.dispatch.early import EarlyOffer
 from hub.domain import ConversationStatus, Role
 from hub.errors import ApiError
 from hub.events import Event
@@ -78,9 +85,21 @@ class _Ring:
     offer_id: str
     agent_id: str
     conversation_id: str
+    saved: asyncio.Future[bool] | None = None  # early ring: whether the offer was written
+    leg_id: str = field(default_factory=lambda: f"agent-{uuid.uuid4().hex[:16]}")
     channel: VoiceChannel | None = None
     call_id: str | None = None
     revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where to ring: the live call, the phone, and the conversation when already read."""
+
+    channel: VoiceChannel
+    call_id: str
+    endpoint: str
+    conv: Conversation | None
 
 
 def _agent_in(rooms: tuple[str, ...]) -> str | None:
@@ -97,6 +116,10 @@ class VoiceCalls:
         self._ctx = ctx
         self._channels: dict[str, VoiceChannel] = {}  # by channel instance id
         self._rings: dict[str, _Ring] = {}  # by offer id, while the phone rings
+        self._early: set[str] = set()  # offers rung before their write: skip their event
+        # conversation id -> (channel instance id, call id) of its latest inbound call, from
+        # the call item's interaction.created (so an early offer needs no database read)
+        self._targets: dict[str, tuple[str, str]] = {}
         self._tasks = Background("voice orchestration step")
         self.news = QueueNews(ctx)
 
@@ -129,9 +152,48 @@ class VoiceCalls:
 
     # --- bus ---------------------------------------------------------------------------------
 
+    def on_early_offer(self, offer: EarlyOffer) -> None:
+        """The router just offered a conversation (not yet written): ring now if it is a call
+        queued here and the agent's phone is known; otherwise the ``offer`` event will."""
+        target = self._targets.get(offer.conversation_id)
+        if target is None or not offer.voice_endpoint or offer.offer_id in self._rings:
+            return
+        channel = self._channels.get(target[0])
+        call = channel.call(target[1]) if channel is not None else None
+        if (channel is None or call is None or call.state is not CallState.QUEUED
+                or not channel.connected.is_set()):  # fmt: skip
+            return
+        ring = _Ring(offer.offer_id, offer.agent_id, offer.conversation_id, saved=offer.saved)
+        self._rings[ring.offer_id] = ring
+        self._early.add(ring.offer_id)
+        expires = datetime.fromtimestamp(offer.expires_at, UTC).isoformat()
+        early = _Target(channel, target[1], offer.voice_endpoint, None)
+        self._tasks.spawn(self._ring(ring, expires, early), f"voice-ring-{ring.offer_id}")
+        self._tasks.spawn(self._unless_saved(ring), f"voice-saved-{ring.offer_id}")
+
+    async def _unless_saved(self, ring: _Ring) -> None:
+        """An early ring whose offer was never written is cancelled (the router was rebuilt
+        from the database, which does not know it)."""
+        assert ring.saved is not None
+        if await ring.saved:
+            return
+        self._early.discard(ring.offer_id)
+        log.warning("offer %s was not saved: cancelling its ring", ring.offer_id)
+        ring.revoked = True
+        await self._cancel(ring)
+
+    def _remember_call(self, data: dict[str, Any]) -> None:
+        payload = data.get("payload") or {}
+        instance = next((iid for iid, ch in self._channels.items()
+                         if ch.channel_id == payload.get("channel_id")), None)  # fmt: skip
+        if instance is not None and data.get("external_id"):
+            self._targets[str(data["conversation_id"])] = (instance, str(data["external_id"]))
+
     async def on_event(self, event: Event) -> None:
         name, data = event.name, event.data
-        if name == "offer" and data.get("channel") == "voice":
+        if name == "offer" and data.get("offer_id") in self._early:
+            self._early.discard(str(data["offer_id"]))  # rung already (on_early_offer)
+        elif name == "offer" and data.get("channel") == "voice":
             agent_id = _agent_in(event.rooms)
             if agent_id is None:
                 log.warning("voice offer %s names no agent room; ignored", data.get("offer_id"))
@@ -151,12 +213,21 @@ class VoiceCalls:
         elif (
             name == "interaction.created"
             and data.get("channel") == "voice"
+            and data.get("kind") == "call"
+            and data.get("direction") == "inbound"
+        ):
+            self._remember_call(data)
+        elif (
+            name == "interaction.created"
+            and data.get("channel") == "voice"
             and data.get("kind") == "event"
             and data.get("direction") == "inbound"
         ):
             meta = (data.get("payload") or {}).get("metadata") or {}
             if meta.get("event") in ("abandoned", "ended"):
                 call_id = str(data.get("external_id") or "").rsplit(":", 1)[0]
+                if self._targets.get(str(data["conversation_id"]), ("", ""))[1] == call_id:
+                    del self._targets[str(data["conversation_id"])]  # no early rings after it
                 self._tasks.spawn(self._ended(str(data["conversation_id"]), call_id, dict(meta)),
                             f"voice-end-{call_id}")  # fmt: skip
 
@@ -165,22 +236,27 @@ class VoiceCalls:
 
     # --- offers -> phones --------------------------------------------------------------------
 
-    async def _ring(self, ring: _Ring, expires_at: Any) -> None:
+    async def _ring(self, ring: _Ring, expires_at: Any, target: _Target | None = None) -> None:
         try:
-            await self._ring_once(ring, expires_at)
+            if target is None:
+                target = await self._lookup(ring)
+            if target is not None:
+                await self._ring_call(ring, target, expires_at)
         finally:
             self._rings.pop(ring.offer_id, None)
 
-    async def _ring_once(self, ring: _Ring, expires_at: Any) -> None:
+    async def _lookup(self, ring: _Ring) -> _Target | None:
+        """The committed offer's phone and call, from the database; None when it is not rung
+        (and then declined or resolved here, as the case may be)."""
         async with self._ctx.sessions() as session:
             endpoint, conv, call_id = await ring_lookup(session, ring.agent_id,
                                                         ring.conversation_id)  # fmt: skip
         channel = self._channels.get(conv.channel_instance_id or "") if conv else None
         if conv is not None and conv.attributes.get("callback"):
-            return  # callback work: the agent accepts it in the inbox and calls back
+            return None  # callback work: the agent accepts it in the inbox and calls back
         if not endpoint:
             await self._not_rung(ring, "no_voice_endpoint")
-            return
+            return None
         if (
             channel is not None
             and call_id is not None
@@ -188,24 +264,38 @@ class VoiceCalls:
             and (channel.call(call_id) is None)
         ):
             await self._lost(ring, call_id)
-            return
+            return None
         if channel is None or call_id is None or channel.call(call_id) is None:
             await self._not_rung(ring, "call_not_live")  # its channel is down or reconnecting
-            return
+            return None
+        return _Target(channel, call_id, endpoint, conv)
+
+    async def _saved(self, ring: _Ring) -> bool:
+        """Whether the ring's offer is in the database (an early ring waits for its commit)."""
+        return True if ring.saved is None else await ring.saved
+
+    async def _ring_call(self, ring: _Ring, target: _Target, expires_at: Any) -> None:
         if ring.revoked:
             return
+        channel, call_id = target.channel, target.call_id
+        # set in the same step as connect_agent queues the offer, so _cancel reaches the leg
         ring.channel, ring.call_id = channel, call_id
         timeout = self._ring_timeout(channel, expires_at)
         started = time.monotonic()
         facts: dict[str, Any] = {"offer_id": ring.offer_id, "agent_id": ring.agent_id,
-                                 "endpoint": endpoint, "ring_timeout_s": timeout}  # fmt: skip
+                                 "endpoint": target.endpoint,
+                                 "ring_timeout_s": timeout}  # fmt: skip
         log.info("ringing agent %s for call %s (offer %s)", ring.agent_id, call_id, ring.offer_id)
         try:
-            agent_channel = await channel.connect_agent(call_id, endpoint, ring_timeout=timeout)
+            agent_channel = await channel.connect_agent(call_id, target.endpoint,
+                                                        ring_timeout=timeout,
+                                                        leg_id=ring.leg_id)  # fmt: skip
         except AgentUnavailable as exc:
             if exc.reason == "caller_gone":
                 return  # the call's end withdraws the work; nothing to decline
-            reason = "revoked" if ring.revoked else exc.reason
+            saved = await self._saved(ring)  # nothing is written about an unsaved offer first
+            reason = ("offer_not_saved" if not saved else "revoked" if ring.revoked
+                      else exc.reason)  # fmt: skip
             await self._note(ring, {**facts, "event": "agent_failed", "reason": reason,
                                     "ring_s": round(time.monotonic() - started, 3)})  # fmt: skip
             if not ring.revoked:
@@ -214,15 +304,22 @@ class VoiceCalls:
         except CallGone:
             return
         except ChannelError as exc:
-            await self._note(ring, {**facts, "event": "agent_failed", "reason": exc.code})
-            await self._decide(ring, accept=False)
+            if await self._saved(ring):
+                await self._note(ring, {**facts, "event": "agent_failed", "reason": exc.code})
+                await self._decide(ring, accept=False)
             return
+        await self._saved(ring)  # an unsaved offer's accept fails below: assigned anyway
         await self._note(ring, {**facts, "event": "agent_answered", "agent_channel": agent_channel,
                                 "ring_s": round(time.monotonic() - started, 3)})  # fmt: skip
+        conv = target.conv or await self._conversation(ring.conversation_id)
         if conv is not None and conv.queued_at is not None:
             self.news.answered(conv.queue_id, time.time() - conv.queued_at.timestamp())
         if not await self._decide(ring, accept=True):
             await self._assign_anyway(ring)
+
+    async def _conversation(self, conversation_id: str) -> Conversation | None:
+        async with self._ctx.sessions() as session:
+            return await session.get(Conversation, conversation_id)
 
     def _ring_timeout(self, channel: VoiceChannel, expires_at: Any) -> int:
         timeout = channel.settings.ring_timeout
@@ -284,19 +381,11 @@ class VoiceCalls:
         await self._publish(events)
 
     async def _cancel(self, ring: _Ring) -> None:
-        """Stop the ring of a revoked offer: hang up its agent leg once it exists."""
-        for _ in range(40):
-            if ring.offer_id not in self._rings or ring.channel is None or ring.call_id is None:
-                return
-            call = ring.channel.call(ring.call_id)
-            if call is None or call.state is not CallState.OFFERING:
-                return
-            if call.agent_channel is not None:
-                log.info("offer %s revoked: hanging up the ringing agent leg", ring.offer_id)
-                with contextlib.suppress(ChannelError):
-                    await ring.channel.ari.hangup(call.agent_channel)
-                return
-            await asyncio.sleep(0.05)
+        """Stop the ring of a revoked (or unsaved) offer. Not rung yet: :meth:`_ring_call`
+        sees ``ring.revoked`` and does not ring."""
+        if ring.channel is not None and ring.call_id is not None:
+            log.info("offer %s withdrawn: hanging up the ringing agent leg", ring.offer_id)
+            await ring.channel.cancel_ring(ring.call_id, ring.leg_id)
 
     async def _note(self, ring: _Ring, call: dict[str, Any]) -> None:
         async with self._ctx.sessions() as session, session.begin():

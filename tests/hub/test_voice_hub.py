@@ -23,9 +23,11 @@ from channels.voice import VoiceChannel
 from hub.actions.log import interaction_dict
 from hub.channel_host import ChannelHost
 from hub.config import apply_config, parse_config
-from hub.db.models import ChannelInstance, Interaction
+from hub.db.models import ChannelInstance, Conversation, Interaction, Offer
+from hub.dispatch.early import EarlyOffer
 from hub.domain import Role
 from hub.wiring.voice import VoiceConfigError, voice_settings
+from hub.wiring.voice_calls import VoiceCalls
 from tests.conftest import Db
 from tests.hub.server import RunningHub, running_hub
 from tests.hub.test_dispatch import AgentSocket, login, ready
@@ -458,3 +460,51 @@ channels:
         assert "config.ari_password" in host.failed["broken-line"]
         async with hub.client(Role.SUPERVISOR) as c:
             assert (await c.get("/api/conversations")).status_code == 200
+
+
+@SQLITE_ONLY
+async def test_ring_started_before_the_offer_was_saved_is_cancelled_when_it_was_not(
+    db: Db, asterisk: AsteriskTestbed, tmp_path: Path
+) -> None:
+    """The hub rings as the router decides, while the offer is written (hub.dispatch.early).
+    When that write fails the offer never existed: the ringing phone gets a CANCEL, the caller
+    stays queued on music on hold, nothing is declined, and the timeline says why it rang."""
+    tb = asterisk
+    await setup_center(db, tb)
+    silent = start_sipp(tb, "agent_noanswer", tmp_path, port=tb.agent_ports["agent1"], values={})
+    async with running_hub(db) as hub:
+        channel = await voice_channel(hub)
+        calls = hub.services.extras["voice.calls"]
+        assert isinstance(calls, VoiceCalls)
+        caller = start_sipp(tb, "caller_abandon", tmp_path, port=tb.caller_port,
+                            values=caller_values(abandon_ms="6000"), call_to="100")  # fmt: skip
+        async with asyncio.timeout(10):  # queued, and nobody is ready: the router waits
+            while True:
+                async with db.sessions() as s:
+                    conv = (await s.execute(select(Conversation).where(
+                        Conversation.channel == "voice"))).scalar_one_or_none()  # fmt: skip
+                queued = [c for c in channel.calls().values() if c.state.value == "queued"]
+                if conv is not None and queued:
+                    break
+                await asyncio.sleep(0.05)
+        saved: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        agent_id = hub.agent_ids["agent@t.test"]
+        calls.on_early_offer(EarlyOffer("offer_unsaved", agent_id, conv.id, time.time() + 20,
+                                        "PJSIP/agent1", saved))  # fmt: skip
+        async with asyncio.timeout(5):  # the phone is ringing
+            while not any(c.state.value == "offering" for c in channel.calls().values()):
+                await asyncio.sleep(0.05)
+        saved.set_result(False)
+        await asyncio.to_thread(silent.wait, 10)
+        assert silent.proc.returncode == 0, silent.errors()  # it saw the CANCEL
+        (call,) = channel.calls().values()
+        assert call.state.value == "queued"  # back to music on hold, still waiting
+        done = await wait_status(hub, conv.id, "resolved")
+    assert caller.wait(10) == 0, caller.errors()
+    assert done["attributes"]["call"]["outcome"] == "abandoned"
+    items = await _timeline_after(db, conv.id)
+    assert [(e["event"], e["reason"], e["offer_id"]) for e in call_events(items)] == [
+        ("agent_failed", "offer_not_saved", "offer_unsaved")
+    ]
+    async with db.sessions() as s:
+        assert (await s.execute(select(Offer))).first() is None  # nothing decided on it

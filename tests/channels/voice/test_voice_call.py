@@ -41,8 +41,9 @@ def dial(status: str) -> ev.Dial:
     return ev.Dial("Dial", "app", TS, chan(AGENT), status)
 
 
-def agent_start() -> ev.StasisStart:
-    return ev.StasisStart("StasisStart", "app", TS, chan(AGENT, "Down"), ("agent", CALL))
+def agent_up() -> ev.StasisStart:
+    """The originated agent leg answered: only then does it enter the app."""
+    return ev.StasisStart("StasisStart", "app", TS, chan(AGENT, "Up"), ("agent", CALL))
 
 
 def run(call: sm.Call, *inputs: sm.Input, now: float = 10.0) -> tuple[sm.Call, list[sm.Output]]:
@@ -61,7 +62,7 @@ def queued() -> sm.Call:
 
 
 def connected() -> sm.Call:
-    call, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), agent_start(), dial("ANSWER"),
+    call, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), dial("ANSWER"), agent_up(),
                   now=4.0)
     assert call.state is sm.CallState.CONNECTED
     return call
@@ -121,19 +122,34 @@ def test_digit_timeout_counts_from_the_end_of_the_prompt() -> None:
     assert call.tries == 1 and any(isinstance(o, sm.Play) for o in outs)
 
 
-def test_offer_creates_the_agent_leg_and_dials_once_it_is_in_the_app() -> None:
-    call, outs = sm.step(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), 3.0)
+def test_offer_originates_the_agent_leg_in_one_request() -> None:
+    offer = sm.Offer("PJSIP/agent1", AGENT, 15, caller_id="+14155550123")
+    call, outs = sm.step(queued(), offer, 3.0)
     assert call.state is sm.CallState.OFFERING
-    assert outs == [sm.CreateAgentLeg("PJSIP/agent1", AGENT, CALL)]
-    call, outs = sm.step(call, agent_start(), 3.1)
-    assert outs == [sm.DialAgent(AGENT, CALL, 20)]
+    # Asterisk's own timeout is only a safety net behind our ring timer
+    assert outs == [sm.OriginateAgent("PJSIP/agent1", AGENT, CALL, 20, "+14155550123")]
     call, outs = sm.step(call, dial("RINGING"), 3.2)
     assert call.state is sm.CallState.OFFERING and outs == []
+    # the Dial ANSWER comes before the leg is in the app, where it can be bridged: wait for it
+    call, outs = sm.step(call, dial("ANSWER"), 4.0)
+    assert call.state is sm.CallState.OFFERING and outs == []
+    call, outs = sm.step(call, agent_up(), 4.0)
+    assert call.state is sm.CallState.CONNECTED and sm.AgentAnswered(AGENT) in outs
+
+
+def test_a_cancelled_offer_hangs_up_its_ringing_leg_only() -> None:
+    offering, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), dial("RINGING"))
+    assert sm.step(offering, sm.CancelOffer("agent-other"), 5.0) == (offering, [])
+    call, outs = sm.step(offering, sm.CancelOffer(AGENT), 5.0)
+    assert call.state is sm.CallState.QUEUED and call.agent_channel is None
+    assert outs == [sm.Hangup(AGENT), sm.AgentFailed(AGENT, "revoked")]
+    assert sm.step(call, sm.CancelOffer(AGENT), 5.1) == (call, [])  # late: nothing to do
+    assert sm.step(connected(), sm.CancelOffer(AGENT), 5.0)[1] == []  # answered: too late
 
 
 def test_answer_stops_moh_only_then_bridges_and_records() -> None:
-    call, outs = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), agent_start(),
-                     dial("ANSWER"), now=4.0)
+    call, outs = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), dial("ANSWER"),
+                     agent_up(), now=4.0)
     bridge = "bridge-1700000000-1"
     assert outs[-4:] == [sm.StopMoh(CALL), sm.Bridge(bridge, (CALL, AGENT)),
                          sm.RecordBridge(bridge, "call-1700000000-1"), sm.AgentAnswered(AGENT)]
@@ -143,8 +159,8 @@ def test_answer_stops_moh_only_then_bridges_and_records() -> None:
 def test_whisper_plays_to_the_agent_before_the_bridge() -> None:
     config = IvrConfig(menu=MAIN, whisper={"sales": ("sound:queue-sales",)})
     call, _ = sm.new_call(CALL, config, 0.0)
-    call, _ = run(call, dtmf("1"), sm.Offer("PJSIP/agent1", AGENT, 15), agent_start())
-    call, outs = sm.step(call, dial("ANSWER"), 4.0)
+    call, _ = run(call, dtmf("1"), sm.Offer("PJSIP/agent1", AGENT, 15), dial("ANSWER"))
+    call, outs = sm.step(call, agent_up(), 4.0)
     assert call.state is sm.CallState.OFFERING and call.deadline is None
     (play,) = outs
     assert isinstance(play, sm.Play) and play.channel == AGENT
@@ -156,8 +172,8 @@ def test_whisper_plays_to_the_agent_before_the_bridge() -> None:
     assert call.state is sm.CallState.CONNECTED and outs[0] == sm.StopMoh(CALL)
     # a whisper that cannot play never blocks the call
     call2, _ = sm.new_call(CALL, config, 0.0)
-    call2, outs = run(call2, dtmf("1"), sm.Offer("PJSIP/agent1", AGENT, 15), agent_start(),
-                      dial("ANSWER"))
+    call2, outs = run(call2, dtmf("1"), sm.Offer("PJSIP/agent1", AGENT, 15), dial("ANSWER"),
+                      agent_up())
     whisper = outs[-1]
     assert isinstance(whisper, sm.Play)
     call2, _ = sm.step(call2, sm.ActionFailed(whisper, "ari_not_found"), 5.0)
@@ -165,7 +181,7 @@ def test_whisper_plays_to_the_agent_before_the_bridge() -> None:
 
 
 def test_ring_timeout_fails_the_offer_and_the_caller_keeps_moh() -> None:
-    call, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), agent_start(), now=3.0)
+    call, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), dial("RINGING"), now=3.0)
     assert call.deadline == 18.0
     call, outs = sm.step(call, sm.Tick(), 18.0)
     assert call.state is sm.CallState.QUEUED and call.agent_channel is None
@@ -176,13 +192,14 @@ def test_ring_timeout_fails_the_offer_and_the_caller_keeps_moh() -> None:
 
 
 def test_busy_and_rejection_reasons_come_from_the_hangup_cause() -> None:
-    offering, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), agent_start())
+    offering, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), dial("RINGING"))
     for cause, reason in ((17, "busy"), (21, "rejected"), (34, "congestion"), (16, "hangup")):
         _call, outs = sm.step(offering, hangup(AGENT, cause), 5.0)
         assert sm.AgentFailed(AGENT, reason) in outs
     _call, outs = sm.step(offering, dial("BUSY"), 5.0)
     assert sm.AgentFailed(AGENT, "busy") in outs
-    _call, outs = sm.step(offering, sm.ActionFailed(sm.CreateAgentLeg("x", AGENT, CALL), "e"), 5)
+    failed = sm.ActionFailed(sm.OriginateAgent("x", AGENT, CALL, 20), "e")
+    _call, outs = sm.step(offering, failed, 5)
     assert sm.AgentFailed(AGENT, "originate_failed") in outs
 
 
@@ -196,7 +213,7 @@ def test_caller_abandons_in_queue_and_while_an_agent_rings() -> None:
     call, outs = sm.step(queued(), hangup(CALL), 9.5)
     assert call.state is sm.CallState.ENDED and call.finished
     assert outs == [sm.Ended("caller_hangup", True, 9.5)]
-    offering, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), agent_start())
+    offering, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), dial("RINGING"))
     call, outs = sm.step(offering, hangup(CALL), 11.0)
     assert outs == [sm.Hangup(AGENT), sm.AgentFailed(AGENT, "caller_gone"),
                     sm.Ended("caller_hangup", True, 11.0)]
@@ -237,7 +254,7 @@ def test_resync_after_missed_events() -> None:
     assert sm.step(q, sm.Resync({CALL: "Up"}), 9.0)[1] == [sm.StartMoh(CALL, "default")]
     gone, outs = sm.step(q, sm.Resync({}), 9.0)
     assert gone.state is sm.CallState.ENDED and outs[-1] == sm.Ended("lost", True, 9.0)
-    offering, _ = run(q, sm.Offer("PJSIP/agent1", AGENT, 15), agent_start())
+    offering, _ = run(q, sm.Offer("PJSIP/agent1", AGENT, 15), dial("RINGING"))
     up, outs = sm.step(offering, sm.Resync({CALL: "Up", AGENT: "Up"}), 9.0)
     assert up.state is sm.CallState.CONNECTED and sm.AgentAnswered(AGENT) in outs
     lost, outs = sm.step(offering, sm.Resync({CALL: "Up"}), 9.0)
@@ -267,7 +284,8 @@ def test_a_recording_that_never_started_is_not_waited_for() -> None:
 
 INPUTS: list[sm.Input] = [
     dtmf("1"), dtmf("2"), dtmf("9"), sm.Tick(), sm.Offer("PJSIP/agent1", AGENT, 5),
-    agent_start(), dial("ANSWER"), dial("BUSY"), hangup(AGENT, 17), sm.HoldRequest(),
+    dial("RINGING"), dial("ANSWER"), agent_up(), dial("BUSY"), hangup(AGENT, 17),
+    sm.CancelOffer(AGENT), sm.HoldRequest(),
     sm.UnholdRequest(), sm.Resync({CALL: "Up"}), sm.Resync({CALL: "Up", AGENT: "Up"}),
     hangup(CALL), sm.HangupRequest(),
 ]

@@ -13,7 +13,7 @@ from tests.channels.voice.test_voice_call import (
     CALL,
     CONFIG,
     TS,
-    agent_start,
+    agent_up,
     chan,
     dtmf,
     run,
@@ -92,8 +92,8 @@ def test_failed_announcement_playback_resumes_moh() -> None:
 def test_agent_answering_during_an_announcement_stops_it() -> None:
     call, _ = sm.step(queued(), sm.Tick(sm.QueueStatus(1)), 22.0)
     pid = call.announce_id
-    call, outs = run(call, sm.Offer("PJSIP/agent1", AGENT, 15), agent_start(),
-                     ev.Dial("Dial", "app", TS, chan(AGENT), "ANSWER"), now=23.0)
+    call, outs = run(call, sm.Offer("PJSIP/agent1", AGENT, 15),
+                     ev.Dial("Dial", "app", TS, chan(AGENT), "ANSWER"), agent_up(), now=23.0)
     assert call.state is sm.CallState.CONNECTED
     assert outs.index(sm.StopPlayback(pid or "")) < outs.index(sm.StopMoh(CALL))
     assert call.announce_id is None
@@ -197,8 +197,8 @@ def test_voicemail_recording_that_cannot_start_says_goodbye() -> None:
 
 
 def test_voicemail_request_after_an_agent_answered_is_refused() -> None:
-    call, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15), agent_start(),
-                  ev.Dial("Dial", "app", TS, chan(AGENT), "ANSWER"), now=3.0)
+    call, _ = run(queued(), sm.Offer("PJSIP/agent1", AGENT, 15),
+                  ev.Dial("Dial", "app", TS, chan(AGENT), "ANSWER"), agent_up(), now=3.0)
     assert sm.step(call, sm.VoicemailRequest(), 5.0) == (call, [])
 
 

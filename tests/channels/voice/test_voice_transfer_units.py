@@ -47,7 +47,8 @@ def test_blind_transfer_requeues_the_caller_and_closes_the_first_recording() -> 
     # the next agent gets a bridge and recording of their own
     second = "agent-two"
     call, outs = run(call, sm.Offer("PJSIP/agent2", second, 15),
-                     ev.Dial("Dial", "app", TS, chan(second), "ANSWER"), now=31.0)
+                     ev.StasisStart("StasisStart", "app", TS, chan(second), ("agent", CALL)),
+                     now=31.0)
     assert call.state is sm.CallState.CONNECTED
     assert sm.Bridge(f"{BRIDGE}-2", (CALL, second)) in outs
     assert sm.RecordBridge(f"{BRIDGE}-2", "call-1700000000-1-2") in outs
