@@ -41,6 +41,20 @@ class Batcher(Generic[T]):
             self._worker = asyncio.create_task(self._drain())
         await fut  # cancelling the caller does not unwrite an item already in a batch
 
+    async def submit_many(self, items: list[T]) -> list[BaseException | None]:
+        """Submit ``items`` together and wait for all; per item None or its own error.
+
+        One call for a fetched batch instead of a task per item: the items still join
+        whatever batch is forming, in order, and each gets its own outcome.
+        """
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[None]] = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futs, strict=True))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        await asyncio.wait(futs)
+        return [asyncio.CancelledError() if f.cancelled() else f.exception() for f in futs]
+
     async def _drain(self) -> None:
         try:
             await self._drain_all()

@@ -74,16 +74,27 @@ def _unflow(text: str, delsp: bool) -> str:
     return "\n".join(out)
 
 
-def _text_of(part: Message, acc: BodyParts) -> str:
+def _params(part: Message, header: str = "content-type") -> dict[str, Any]:
+    """A header's parameters, lower-cased names, first one wins: what ``get_param`` answers,
+    parsed once instead of once per parameter asked (profiled: a fifth of a small mail's
+    parse went to re-parsing Content-Type)."""
+    out: dict[str, Any] = {}
+    for name, value in part.get_params(header=header) or ():
+        out.setdefault(name.lower(), value)
+    return out
+
+
+def _text_of(part: Message, acc: BodyParts, ctype: str | None = None,
+             params: dict[str, Any] | None = None) -> str:
+    params = _params(part) if params is None else params
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
-    text, fallback = decode_bytes(data, part.get_param("charset"))  # type: ignore[arg-type]
+    text, fallback = decode_bytes(data, params.get("charset"))
     acc.charset_fallback = acc.charset_fallback or fallback
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if part.get_content_type() == "text/plain" and str(part.get_param("format", "")).lower() == (
-        "flowed"
-    ):
-        text = _unflow(text, str(part.get_param("delsp", "")).lower() == "yes")
+    ctype = part.get_content_type() if ctype is None else ctype
+    if ctype == "text/plain" and str(params.get("format", "")).lower() == "flowed":
+        text = _unflow(text, str(params.get("delsp", "")).lower() == "yes")
     return text
 
 
@@ -158,7 +169,7 @@ def walk(part: Message, acc: BodyParts, limits: Limits, *, depth: int = 0,
     if ctype == "message/delivery-status":
         _delivery_status(part, acc)
         return
-    if part.get_content_maintype() == "multipart" and not part.is_multipart():
+    if ctype.startswith("multipart/") and not part.is_multipart():
         part = _reboundary(part)
     if part.is_multipart():
         children = part.get_payload()
@@ -170,21 +181,23 @@ def walk(part: Message, acc: BodyParts, limits: Limits, *, depth: int = 0,
                 walk(child, acc, limits, depth=depth + 1, in_related=in_related or related)
         return
     disposition = part.get_content_disposition()
-    has_name = bool(
-        part.get_param("name") or part.get_param("filename", header="content-disposition")
-    )
+    params = _params(part)
+    has_name = bool(params.get("name") or (
+        disposition is not None and _params(part, "content-disposition").get("filename")))
     if ctype in ("text/plain", "text/html") and disposition != "attachment" and not has_name:
-        (acc.plain if ctype == "text/plain" else acc.html).append(_text_of(part, acc))
+        (acc.plain if ctype == "text/plain" else acc.html).append(
+            _text_of(part, acc, ctype, params))
         return
     if ctype == "text/rfc822-headers":
-        found = re.search(r"^Message-ID:\s*(.*)$", _text_of(part, acc), re.I | re.M)
+        found = re.search(r"^Message-ID:\s*(.*)$", _text_of(part, acc, ctype, params),
+                          re.I | re.M)
         if found:
             acc.original_ids.extend(message_ids(found.group(1)))
         return
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
     if ctype == "text/calendar":
-        _calendar(decode_bytes(data, part.get_param("charset"))[0], acc)  # type: ignore[arg-type]
+        _calendar(decode_bytes(data, params.get("charset"))[0], acc)
         _add_binary(part, data, ctype, acc, limits, in_related=False,
                     name=None if has_name else "invite.ics")
         return

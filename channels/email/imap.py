@@ -4,7 +4,8 @@ aioimaplib answers with ``Response(result, lines)`` and untyped byte lines; this
 those into ints, UID lists and ``(uid, raw bytes)`` pairs, and every failure into
 :class:`TransientChannelError` (the loop reconnects with backoff) except a refused login, which
 is raised as :class:`PermanentChannelError` with code ``imap_auth`` (the loop still retries,
-slowly, because a password can be fixed without a restart).
+slowly, because a password can be fixed without a restart). ``UID FETCH`` answers (the bulk of
+a drain) are read by :mod:`channels.email.imap_fetch`, not by aioimaplib.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import aioimaplib
 
 from channels.base import ChannelError, PermanentChannelError, TransientChannelError
 from channels.email.config import ImapConfig
+from channels.email.imap_fetch import Answer, FastFetch, FetchFailedError
 from channels.email.imap_wire import (
     AuthMechanismError,
     StartTlsRefusedError,
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _FETCH_RE = re.compile(rb"^\d+ FETCH \(")
 _UID_RE = re.compile(rb"UID (\d+)")
+_FETCH_UID_RE = re.compile(rb"[( ]UID (\d+)")
 _UIDVALIDITY_RE = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
 _UIDNEXT_RE = re.compile(rb"\[UIDNEXT (\d+)\]")
@@ -110,6 +113,7 @@ class ImapSession:
         self.cfg = cfg
         self.lost = asyncio.Event()
         self._client: aioimaplib.IMAP4 | None = None
+        self._fast: FastFetch | None = None
         # One command at a time: aioimaplib lets two tasks that wait on the same pending FETCH
         # both go ahead and overwrite each other's slot (the reply then "unexpected tagged").
         self._lock = asyncio.Lock()
@@ -132,9 +136,10 @@ class ImapSession:
                 )
             else:
                 self._client = aioimaplib.IMAP4(host=cfg.host, port=cfg.port, timeout=cfg.timeout_s)
-            self._client.protocol.conn_lost_cb = lambda _exc: self.lost.set()
+            self._client.protocol.conn_lost_cb = self._on_lost
             bound_recursion(self._client.protocol)
             linear_fetch_completion(self._client.protocol)
+            self._fast = FastFetch(self._client.protocol)
             await self._client.wait_hello_from_server()
             if cfg.security == "starttls":
                 assert context is not None
@@ -163,6 +168,11 @@ class ImapSession:
         except ChannelError:
             self.abort()
             raise
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self.lost.set()
+        if self._fast is not None:
+            self._fast.abort(exc or ConnectionResetError("IMAP connection lost"))
 
     async def _login(self, client: aioimaplib.IMAP4) -> None:
         cfg = self.cfg
@@ -203,25 +213,37 @@ class ImapSession:
                 uids.extend(int(tok) for tok in line.split() if tok.isdigit())
         return sorted(set(uids))
 
+    async def _fetch(self, uids: list[int], items: str) -> list[Answer]:
+        """One ``UID FETCH`` through :mod:`channels.email.imap_fetch` (not aioimaplib)."""
+        if self._fast is None:
+            raise TransientChannelError("IMAP session is not connected", code="imap_closed")
+        try:
+            async with self._lock:
+                return await self._fast.fetch(uid_set(uids), items, self.cfg.timeout_s)
+        except FetchFailedError as exc:
+            raise TransientChannelError(f"IMAP UID FETCH: {exc}", code="imap_no") from exc
+        except (OSError, TimeoutError) as exc:
+            raise TransientChannelError(f"IMAP UID FETCH failed: {exc!r}", code="imap_io") from exc
+
     async def fetch(
         self, uids: list[int], *, headers_only: bool = False
     ) -> list[tuple[int, bytes]]:
         """``(uid, raw)`` per message; PEEK, so nothing is marked seen by reading."""
         part = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"
-        command = self.client.uid("fetch", uid_set(uids), f"(UID {part})")
-        lines = await self._ok("UID FETCH", command)
-        return parse_fetch(lines)
+        out: list[tuple[int, bytes]] = []
+        for text, body in await self._fetch(uids, f"(UID {part})"):
+            uid = _FETCH_UID_RE.search(text)
+            if uid is not None and body is not None:
+                out.append((int(uid.group(1)), body))
+        return out
 
     async def sizes(self, uids: list[int]) -> dict[int, int]:
         """RFC822.SIZE per UID, to batch by bytes and to spot mail too big to fetch whole."""
-        lines = await self._ok("UID FETCH", self.client.uid("fetch", uid_set(uids),
-                                                            "(UID RFC822.SIZE)"))
         out: dict[int, int] = {}
-        for line in lines:
-            if isinstance(line, bytes):
-                uid, size = _UID_RE.search(line), _SIZE_RE.search(line)
-                if uid and size:
-                    out[int(uid.group(1))] = int(size.group(1))
+        for text, _ in await self._fetch(uids, "(UID RFC822.SIZE)"):
+            uid, size = _FETCH_UID_RE.search(text), _SIZE_RE.search(text)
+            if uid and size:
+                out[int(uid.group(1))] = int(size.group(1))
         return out
 
     async def flag(self, uids: list[int], flags: str) -> None:
@@ -315,6 +337,9 @@ class ImapSession:
     def abort(self) -> None:
         """Drop the connection now (also safe while a command is pending)."""
         client, self._client = self._client, None
+        if self._fast is not None:
+            self._fast.abort(ConnectionResetError("IMAP session closed"))
+            self._fast = None
         transport = getattr(getattr(client, "protocol", None), "transport", None)
         if transport is not None:
             transport.close()

@@ -162,10 +162,11 @@ def _parse(
     message_id = found_ids[0] if found_ids else None
     refs = list(thread_refs(headers.get("In-Reply-To"), headers.get("References"),
                             headers.get("Thread-Index"), subject))
-    if msg.get_content_type() == "multipart/report":
+    top_type = msg.get_content_type()
+    if top_type == "multipart/report":
         # A bounce joins the thread of the message that bounced.
         refs.extend(r for r in acc.original_ids if r not in refs and r != message_id)
-    reasons = auto_generated_reasons(headers.get, msg.get_content_type(), sender)
+    reasons = auto_generated_reasons(headers.get, top_type, sender)
     if sender in ours:
         # Our own address writing to our own mailbox (a Cc/Bcc of a reply, a forwarding rule):
         # recorded, never new work, or every reply would open a case.

@@ -9,7 +9,8 @@ reconnect with exponential backoff (with jitter, capped). Per batch:
    ``max_fetch_bytes`` is fetched as headers only and flagged ``body_not_fetched``. A producer
    task reads the next batch while this one is handled, so round trips overlap with parsing;
 2. ``handle(raw)`` → ``Inbound`` for each message, then every ``sink(inbound)`` of the batch
-   at once (each returns once the hub committed it; the hub group-commits them together);
+   at once (each returns once the hub committed it; the hub group-commits them together), or
+   one ``sink.ingest_many(inbounds)`` when the sink offers it (:mod:`~channels.email.batch_sink`);
 3. flag the committed UIDs ``\\Seen`` (or MOVE them) with one command; move mail the handler
    refused (ParseError, or a handler bug) to quarantine;
 4. only then persist ``(uidvalidity, last_uid)``. Steps 3-4 of a batch run in the background,
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from channels.base import ChannelError, Inbound, ParseError, PermanentChannelError, Sink
+from channels.email.batch_sink import submit_batch
 from channels.email.config import ImapConfig
 from channels.email.imap import ImapSession
 from channels.email.state import MailboxState, MailboxStateStore
@@ -292,8 +294,7 @@ class ImapReceiver:
                 quarantined.append(uid)
                 continue
             parsed.append((uid, inbound))
-        outcomes = await asyncio.gather(*(sink(inbound) for _, inbound in parsed),
-                                        return_exceptions=True)
+        outcomes = await submit_batch(sink, [inbound for _, inbound in parsed])
         _check_cancelled()
         committed: list[int] = []
         failure: BaseException | None = None

@@ -158,6 +158,28 @@ async def test_a_bad_item_fails_only_its_own_caller(
     assert stored == 4
 
 
+async def test_ingest_many_answers_each_item_in_order_like_one_by_one(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetched batch handed over in one call: one group commit, each item's own outcome in
+    order (a bad item fails alone), a repeated item stored once, one event per stored item."""
+    sizes = spy_batches(monkeypatch, attempts=True)
+    ingest, bus, _ = make_ingestor(db)
+    good = [inbound(ChannelKind.EMAIL, f"c{n}@example.com", f"<m{n}@x>") for n in range(4)]
+    bad = inbound(ChannelKind.EMAIL, "bad@example.com", "<bad@x>", metadata={"x": object()})
+    out = await ingest.ingest_many([good[0], good[1], bad, good[2], good[0], good[3]])
+    assert sizes[0] == 6  # all in the one batch
+    assert isinstance(out[2], Exception)
+    receipts = [r for i, r in enumerate(out) if i != 2]
+    assert all(not isinstance(r, BaseException) for r in receipts)
+    assert [getattr(r, "created", None) for r in receipts] == [True, True, True, False, True]
+    assert getattr(receipts[0], "interaction_id", 0) == getattr(receipts[3], "interaction_id", 1)
+    async with db.sessions() as s:
+        stored = (await s.execute(select(func.count()).select_from(Interaction))).scalar_one()
+    assert stored == 4
+    assert Counter(bus.names())["interaction.created"] == 4
+
+
 CENTER_HEAD = """
 skills: [english]
 queues:

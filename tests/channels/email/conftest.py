@@ -12,7 +12,7 @@ from channels.email.config import EmailConfig, ImapConfig, SmtpConfig
 from channels.email.parse import ParseOptions
 from tests.servers.dovecot import Dovecot, dovecot
 
-__all__ = ["RecordingSink", "dovecot", "imap_config", "make_mail"]
+__all__ = ["BatchRecordingSink", "RecordingSink", "dovecot", "imap_config", "make_mail"]
 
 
 def make_mail(i: int, *, tag: str = "m", extra_headers: str = "", body: str = "") -> bytes:
@@ -79,3 +79,25 @@ class RecordingSink:
                 await self.arrived.wait()
 
         await asyncio.wait_for(until(), timeout)
+
+
+@dataclass
+class BatchRecordingSink(RecordingSink):
+    """The same ingest taking whole batches (``channels.email.batch_sink.BatchSink``): items in
+    order, each one's failure returned in its place. ``raise_batch`` decides per call whether
+    the whole call raises instead (a hub that failed before looking at the items)."""
+
+    batches: list[list[str]] = field(default_factory=list)
+    raise_batch: Callable[[int], bool] | None = None
+
+    async def ingest_many(self, inbounds: list[Inbound], /) -> list[IngestReceipt | BaseException]:
+        self.batches.append([i.external_id for i in inbounds])
+        if self.raise_batch is not None and self.raise_batch(len(self.batches)):
+            raise RuntimeError("database is locked")
+        out: list[IngestReceipt | BaseException] = []
+        for inbound in inbounds:
+            try:
+                out.append(await self(inbound))
+            except Exception as exc:
+                out.append(exc)
+        return out
