@@ -42,7 +42,7 @@ from hub.delivery import DeliveryWorker
 from hub.dispatch import Dispatcher
 from hub.events import EventBus
 from hub.metrics import Metrics
-from hub.realtime import AgentNamespace
+from hub.realtime import AgentNamespace, HubPacket
 from hub.search.service import SearchService
 from hub.services import Services
 from hub.settings import Settings
@@ -170,6 +170,7 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         max_http_buffer_size=max(settings.max_body_bytes, 8 * 1024 * 1024),  # widget files
         logger=False,
         engineio_logger=False,
+        serializer=HubPacket,  # the library's packet with a cheaper binary check
     )
     holder: dict[str, Services] = {}
 

@@ -7,6 +7,13 @@ and too many attempts end in ``failed``, visible in the timeline. A crash mid-se
 ``sending``; on start such rows go back to ``pending`` (a channel's idempotency key stops a
 double delivery where the provider supports one). A reply's attachments are read back from the
 media store on every attempt; one whose bytes are gone fails the delivery at once.
+
+A pass claims its due rows with one ``UPDATE ... RETURNING`` and loads what their sends need
+in one read session. Chat outcomes are recorded together, at least every ``RECORD_EVERY_S``
+(a crash re-sends at most that much, and the widget merges a message it already has by id):
+under chat load a transaction per reply, each waiting for the SQLite write lock and the busy
+event loop, fell seconds behind. An email, SMS or fax outcome is recorded as soon as it is
+out, so a crash re-sends at most the one in flight.
 """
 
 from __future__ import annotations
@@ -14,10 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
@@ -42,6 +52,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 MAX_REFERENCES = 30
 BATCH = 100  # deliveries claimed per pass
+RECORD_EVERY_S = 1.0  # chat outcomes of a long pass are committed at least this often
+# Channels whose client merges a re-sent message by its id (the widget's upsert), so a crash
+# that re-sends a pass's worth of them shows nothing twice; other channels record each send.
+BATCHED_CHANNELS = frozenset({"webchat"})
 # Channels whose replies thread by the ids the conversation is known by (mail headers).
 THREADED_CHANNELS = frozenset({"email"})
 
@@ -58,6 +72,36 @@ class _Job:
     attempts: int  # including this one
     in_reply_to: str | None = None
     references: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    job: _Job
+    status: DeliveryStatus
+    error: str | None
+    external_id: str | None
+
+
+_DELIVERIES = cast(Table, OutboundDelivery.__table__)
+_D = _DELIVERIES.c
+# one executemany for every outcome of a pass (bind names differ from column names, as Core
+# requires for an UPDATE's own columns); a receipt may already have made a row final: never
+# downgrade it
+_RECORD = (
+    update(_DELIVERIES)
+    .where(
+        _D.id == bindparam("b_id"),
+        _D.status != DeliveryStatus.DELIVERED.value,  # not NOT IN: no lists in executemany
+        _D.status != DeliveryStatus.FAILED.value,
+    )
+    .values(
+        status=bindparam("b_status"),
+        last_error=bindparam("b_error"),
+        external_id=bindparam("b_external_id"),
+        next_attempt_at=bindparam("b_next", type_=_D.next_attempt_at.type),
+        updated_at=bindparam("b_now", type_=_D.updated_at.type),
+    )
+)
 
 
 def backoff_s(attempt: int) -> float:
@@ -128,42 +172,45 @@ class DeliveryWorker:
     async def drain(self) -> int:
         """Send every due delivery once; returns how many were attempted."""
         jobs = await self._claim()
+        done: list[_Outcome] = []
+        since = time.monotonic()
         for job in jobs:
             try:
-                await self._send(job)
+                done.append(await self._attempt(job))
             except Exception:  # the rest of the claimed batch must still go out
                 log.exception("delivery %s failed; left `sending`, requeued on the next start",
                               job.delivery_id)
+            # a chat message re-sent after a crash is merged by id in the widget; an email,
+            # SMS or fax is not, so those are recorded as soon as they are out
+            if done and (job.kind not in BATCHED_CHANNELS
+                         or time.monotonic() - since >= RECORD_EVERY_S):
+                await self._record(done)
+                done, since = [], time.monotonic()
+        if done:
+            await self._record(done)
         return len(jobs)
 
     async def _claim(self) -> list[_Job]:
-        """Claim up to ``BATCH`` due rows and read what their sends need, in one transaction.
+        """Claim up to ``BATCH`` due rows in one statement, then read what their sends need.
 
-        Why a batch: under chat load replies arrive many per second, and a transaction (plus
-        a read session) per reply kept the delivery worker queueing for the SQLite write lock
-        behind the chat intake; one claim for the batch costs a fixed handful of statements.
-        Only email threads by message ids, so only email rows read them (after the commit, so
-        the write lock is not held for them).
+        Only the claim holds the write lock; the reads run after its commit (the rows are
+        ours by then). Only email threads by message ids, so only email rows read them.
         """
+        due = (
+            select(OutboundDelivery.id)
+            .where(
+                OutboundDelivery.status == DeliveryStatus.PENDING.value,
+                OutboundDelivery.next_attempt_at <= utcnow(),
+            )
+            .order_by(OutboundDelivery.next_attempt_at)
+            .limit(BATCH)
+        )
         async with self.services.sessions() as session, session.begin():
-            due = (
-                await session.execute(
-                    select(OutboundDelivery.id)
-                    .where(
-                        OutboundDelivery.status == DeliveryStatus.PENDING.value,
-                        OutboundDelivery.next_attempt_at <= utcnow(),
-                    )
-                    .order_by(OutboundDelivery.next_attempt_at)
-                    .limit(BATCH)
-                )
-            ).scalars().all()
-            if not due:
-                return []
             claimed = (
                 await session.execute(
                     update(OutboundDelivery)
                     .where(
-                        OutboundDelivery.id.in_(due),
+                        OutboundDelivery.id.in_(due.scalar_subquery()),
                         OutboundDelivery.status == DeliveryStatus.PENDING.value,
                     )
                     .values(
@@ -176,12 +223,14 @@ class DeliveryWorker:
                         OutboundDelivery.channel,
                         OutboundDelivery.channel_instance_id,
                         OutboundDelivery.attempts,
+                        OutboundDelivery.next_attempt_at,
                     )
                     .execution_options(synchronize_session=False)
                 )
             ).all()
-            if not claimed:
-                return []  # another worker has them
+        if not claimed:
+            return []  # nothing due, or another worker has them
+        async with self.services.sessions() as session:
             ixs = {
                 ix.id: ix
                 for ix in (
@@ -203,25 +252,25 @@ class DeliveryWorker:
                         )
                     )
                 }
-        jobs: list[_Job] = []
-        order = {d: n for n, d in enumerate(due)}
-        for c in sorted(claimed, key=lambda c: order[c.id]):  # oldest due first, as claimed
-            channel = self.channels.get(c.channel_instance_id or "") or self.channels.get(c.channel)
-            channel_id = channel.channel_id if channel is not None else ""
-            jobs.append(
-                _Job(
-                    c.id,
-                    ixs[c.interaction_id],
-                    c.channel,
-                    channel,
-                    addresses.get(c.channel_instance_id or "", channel_id),
-                    c.attempts,
+            jobs: list[_Job] = []
+            # oldest due first, as claimed (RETURNING has no order of its own)
+            for c in sorted(claimed, key=lambda c: (c.next_attempt_at, c.id)):
+                channel = self.channels.get(c.channel_instance_id or "") or self.channels.get(
+                    c.channel
                 )
-            )
-        threaded = [job for job in jobs if job.kind in THREADED_CHANNELS]
-        if threaded:
-            async with self.services.sessions() as session:
-                for job in threaded:
+                channel_id = channel.channel_id if channel is not None else ""
+                jobs.append(
+                    _Job(
+                        c.id,
+                        ixs[c.interaction_id],
+                        c.channel,
+                        channel,
+                        addresses.get(c.channel_instance_id or "", channel_id),
+                        c.attempts,
+                    )
+                )
+            for job in jobs:
+                if job.kind in THREADED_CHANNELS:
                     job.in_reply_to, job.references = await _thread_of(session, job.ix)
         return jobs
 
@@ -244,7 +293,8 @@ class DeliveryWorker:
             files.append(Attachment(rec.filename, rec.content_type, data))
         return tuple(files), None
 
-    async def _send(self, job: _Job) -> None:
+    async def _attempt(self, job: _Job) -> _Outcome:
+        """Hand one delivery to its channel; the outcome is recorded by :meth:`_record`."""
         delivery_id, ix, channel_kind, channel = job.delivery_id, job.ix, job.kind, job.channel
         attempts, channel_id = job.attempts, job.channel_id
         in_reply_to, references = job.in_reply_to, job.references
@@ -284,44 +334,56 @@ class DeliveryWorker:
         if status is DeliveryStatus.PENDING and attempts >= MAX_ATTEMPTS:
             status = DeliveryStatus.FAILED
         self.services.metrics.deliveries.labels(channel_kind, status.value).inc()
-        async with self.services.sessions() as session, session.begin():
-            await session.execute(
-                update(OutboundDelivery)
-                .where(
-                    OutboundDelivery.id == delivery_id,
-                    # a receipt may already have made it final: never downgrade it
-                    OutboundDelivery.status.not_in(
-                        [DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]
-                    ),
-                )
-                .values(
-                    status=status.value,
-                    last_error=error,
-                    external_id=external_id,
-                    next_attempt_at=utcnow() + timedelta(seconds=backoff_s(attempts)),
-                )
-            )
-            if external_id:
-                session.add(
-                    ConversationRef(
-                        channel=channel_kind,
-                        ref=external_id[:998],
-                        conversation_id=ix.conversation_id,
-                    )
-                )
         if error:
             log.warning("delivery %s: %s", delivery_id, error)
+        return _Outcome(job, status, error, external_id)
+
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        """Record a pass's outcomes in one transaction, then tell the timelines."""
+        now = utcnow()
+        params: list[dict[str, Any]] = [
+            {
+                "b_id": o.job.delivery_id,
+                "b_status": o.status.value,
+                "b_error": o.error,
+                "b_external_id": o.external_id,
+                "b_next": now + timedelta(seconds=backoff_s(o.job.attempts)),
+                "b_now": now,
+            }
+            for o in outcomes
+        ]
+        refs = [
+            {
+                "channel": o.job.kind,
+                "ref": o.external_id[:998],
+                "conversation_id": o.job.ix.conversation_id,
+            }
+            for o in outcomes
+            if o.external_id
+        ]
+        async with self.services.sessions() as session, session.begin():
+            conn = await session.connection()
+            await conn.execute(_RECORD, params)
+            if refs:  # a resend after a crash finds its ref already there
+                insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+                await conn.execute(
+                    insert(ConversationRef).on_conflict_do_nothing(
+                        index_elements=["channel", "ref"]
+                    ),
+                    refs,
+                )
         await self.services.bus.publish(
             [
                 Event(
                     "delivery.status",
                     {
-                        "interaction_id": ix.id,
-                        "conversation_id": ix.conversation_id,
-                        "status": status.value,
-                        "error": error,
+                        "interaction_id": o.job.ix.id,
+                        "conversation_id": o.job.ix.conversation_id,
+                        "status": o.status.value,
+                        "error": o.error,
                     },
-                    rooms=(f"conversation:{ix.conversation_id}",),
+                    rooms=(f"conversation:{o.job.ix.conversation_id}",),
                 )
+                for o in outcomes
             ]
         )

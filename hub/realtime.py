@@ -27,6 +27,35 @@ from hub.services import Services
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/agent"
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+class HubPacket(socketio.packet.Packet):  # type: ignore[misc]
+    """socket.io's packet with an iterative binary check giving the same answer.
+
+    Every packet built (each emit, each ack) asks whether its data holds bytes; the library
+    answers with a recursive ``functools.reduce`` over lists of booleans, which for an
+    ``interaction.created`` payload cost more than encoding it as JSON (11 µs against 2).
+    """
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        if isinstance(data, bytes | bytearray):
+            return True
+        if not isinstance(data, list | dict):
+            return False
+        todo: list[Any] = [data]
+        while todo:
+            item = todo.pop()
+            for value in item.values() if isinstance(item, dict) else item:
+                if value.__class__ in _SCALARS:  # most values: one set lookup, not two checks
+                    continue
+                if isinstance(value, bytes | bytearray):
+                    return True
+                if isinstance(value, list | dict):
+                    todo.append(value)
+        return False
+
 
 
 def _same_origin(origin: str, environ: dict[str, Any], public_url: str) -> bool:

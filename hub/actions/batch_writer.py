@@ -35,7 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from hub.db.engine import SessionFactory
+from hub.db.engine import SessionFactory, SqliteWriteQueue, write_queue
 from hub.db.engine import _sqlite_pragmas as sqlite_pragmas  # the hub's own connection setup
 
 R = TypeVar("R")
@@ -90,9 +90,14 @@ class SqliteWriter:
     This connection never checkpoints on commit (that I/O would land on the event loop): the
     hub's other connections do it as usual, and the writer's thread runs a passive checkpoint
     every ``CHECKPOINT_EVERY_S`` so the WAL is bounded even if nothing else writes.
+
+    ``queue`` is the engine's :class:`~hub.db.engine.SqliteWriteQueue`: a batch takes its turn
+    there with the pool's writers (API replies, the dispatcher, delivery), first come first
+    served, so neither side starves the other in SQLite's busy handler.
     """
 
-    def __init__(self, database: str) -> None:
+    def __init__(self, database: str, queue: SqliteWriteQueue | None = None) -> None:
+        self._queue = queue
         self._engine: Engine = create_engine(
             f"sqlite:///{database}",
             connect_args={"check_same_thread": False},  # the loop and the writer's thread
@@ -156,10 +161,17 @@ class SqliteWriter:
         if time.monotonic() - self._checkpointed > CHECKPOINT_EVERY_S:
             self._checkpointed = time.monotonic()
             await loop.run_in_executor(self._thread, self._checkpoint, conn)
-        if self._try_begin(conn):
-            return self._finish(conn, work)
-        self.waited += 1
-        return await loop.run_in_executor(self._thread, self._waiting_batch, conn, work)
+        queue = self._queue
+        if queue is not None:
+            await queue.acquire()
+        try:
+            if self._try_begin(conn):
+                return self._finish(conn, work)
+            self.waited += 1
+            return await loop.run_in_executor(self._thread, self._waiting_batch, conn, work)
+        finally:
+            if queue is not None:
+                queue.release()
 
 
 def _close(thread: ThreadPoolExecutor, engine: Engine) -> None:
@@ -173,5 +185,5 @@ def writer_for(sessions: SessionFactory) -> BatchWriter:
     if isinstance(bind, AsyncEngine):
         url = bind.sync_engine.url
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            return SqliteWriter(url.database)
+            return SqliteWriter(url.database, write_queue(bind))
     return AsyncWriter(sessions)

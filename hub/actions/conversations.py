@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -74,18 +74,22 @@ def conversation_event(name: str, conv: Conversation, **extra: Any) -> Event:
     )
 
 
+# built once: every reply asks it, and building it cost about as much as running it
+_LATEST_INBOUND_PAYLOAD = (
+    select(Interaction.payload)
+    .where(
+        Interaction.conversation_id == bindparam("conv_id"),
+        Interaction.direction == Direction.INBOUND.value,
+    )
+    .order_by(Interaction.seq.desc())
+    .limit(1)
+)
+
+
 async def _recipient(session: AsyncSession, conv: Conversation) -> str:
     """Who a reply goes to: the sender of the latest inbound item, else the contact's address."""
     last = (
-        await session.execute(
-            select(Interaction.payload)
-            .where(
-                Interaction.conversation_id == conv.id,
-                Interaction.direction == Direction.INBOUND.value,
-            )
-            .order_by(Interaction.seq.desc())
-            .limit(1)
-        )
+        await session.execute(_LATEST_INBOUND_PAYLOAD, {"conv_id": conv.id})
     ).scalar_one_or_none()
     if last and isinstance(last.get("sender"), str) and ":" in last["sender"]:
         return str(last["sender"])
@@ -161,6 +165,7 @@ async def do_reply(
         channel, conv, to, text=text, html=html, subject=subject,
         attachments=tuple(a for a, _ in files),
     )
+    now = utcnow()
     row = await append(
         session,
         conv.id,
@@ -174,7 +179,13 @@ async def do_reply(
         subject=subject or conv.subject,
         payload={"to": to, "author_name": who.name},
         dedupe_key=key,
+        at=now,
+        # one UPDATE of the conversation row numbers the entry and moves last_message_at
+        # (not a second one at flush: every statement here runs inside the write lock)
+        touch=True,
     )
+    set_committed_value(conv, "last_message_at", now)
+    set_committed_value(conv, "updated_at", now)
     records = [
         AttachmentRecord(
             id=new_id("attachment"),
@@ -197,7 +208,6 @@ async def do_reply(
             channel_instance_id=conv.channel_instance_id,
         )
     )
-    conv.last_message_at = utcnow()
     await session.flush()
     return row, [
         Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv)),

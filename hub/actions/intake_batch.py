@@ -3,7 +3,7 @@
 Why: one item through the ORM costs ~15 round trips and a commit; at a few hundred items per
 second that is the whole budget. When several inbound items wait at once (the ingestor gathers
 them, see :class:`hub.actions.ingest.Ingestor`), this module stores them together: one query
-finds duplicates, one the known addresses, one the open conversations of known contacts; then
+finds duplicates, one the known addresses with their contacts' open conversations; then
 one executemany per table inserts contacts, addresses, conversations, interactions,
 attachments and thread refs, and one ``UPDATE ... RETURNING`` numbers the entries of every
 existing conversation the batch touched. Per item the work is Python over those prefetched
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -119,19 +119,25 @@ _DUPLICATES = (
     .join_from(_INTERACTIONS, _CONVERSATIONS, _C.id == _I.conversation_id)
     .where(_I.dedupe_key.in_(bindparam("keys", expanding=True)))
 )
-_KNOWN_ADDRESSES = (
-    select(_A.kind, _A.value, _K.id, _K.name, _K.attributes, _K.merged_into_id)
-    .join_from(_ADDRESSES, _CONTACTS, _K.id == _A.contact_id)
+# the senders' contacts and, in the same statement, each unmerged one's open conversations
+# (latest first, as ``_find_thread`` picks them): one round trip fewer per batch
+_KNOWN_SENDERS = (
+    select(
+        _A.kind, _A.value, _K.id, _K.name, _K.attributes, _K.merged_into_id,
+        _C.id, _C.channel, _C.queue_id, _C.status, _C.assignee_id,
+    )
+    .select_from(
+        _ADDRESSES.join(_CONTACTS, _K.id == _A.contact_id).outerjoin(
+            _CONVERSATIONS,
+            and_(_C.contact_id == _K.id, _K.merged_into_id.is_(None), _C.status.in_(_OPEN)),
+        )
+    )
     .where(
         _A.kind.in_(bindparam("kinds", expanding=True)),
         _A.value.in_(bindparam("values", expanding=True)),
     )
-)
-_OPEN_CONVERSATIONS = (
-    select(_C.id, _C.contact_id, _C.channel, _C.queue_id, _C.status, _C.assignee_id)
-    .where(_C.contact_id.in_(bindparam("contacts", expanding=True)), _C.status.in_(_OPEN))
     .order_by(_C.last_message_at.desc())
-)
+)  # fmt: skip
 _BUMP = (
     update(_CONVERSATIONS)
     .where(_C.id.in_(bindparam("ids", expanding=True)))
@@ -151,29 +157,29 @@ def _duplicates(conn: Connection, keys: list[str]) -> dict[str, IngestReceipt]:
     return {r[0]: IngestReceipt(r[1], r[2], r[3], created=False) for r in rows}
 
 
-def _contacts(conn: Connection, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], _Contact]:
+def _senders(
+    conn: Connection, pairs: set[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], _Contact], dict[tuple[str, str], _Conv]]:
+    """The known senders' contacts by address, and the latest open conversation per (contact,
+    channel) of those not merged into another."""
     rows = conn.execute(
-        _KNOWN_ADDRESSES,
+        _KNOWN_SENDERS,
         {"kinds": sorted({k for k, _ in pairs}), "values": sorted({v for _, v in pairs})},
     )
     found: dict[tuple[str, str], _Contact] = {}
     by_id: dict[str, _Contact] = {}  # one state per contact, whichever address found it
-    for kind, value, cid, name, attributes, merged_into in rows:
-        if (kind, value) in pairs:
-            contact = by_id.setdefault(
-                cid, _Contact(cid, name, attributes or {}, merged_into is not None)
-            )
-            found[(kind, value)] = contact
-    return found
-
-
-def _open_conversations(conn: Connection, contact_ids: set[str]) -> dict[tuple[str, str], _Conv]:
-    """The latest open conversation per (contact, channel), as ``_find_thread`` picks it."""
-    rows = conn.execute(_OPEN_CONVERSATIONS, {"contacts": sorted(contact_ids)})
-    out: dict[tuple[str, str], _Conv] = {}
-    for cid, contact_id, channel, queue_id, status, assignee_id in rows:
-        out.setdefault((contact_id, channel), _Conv(cid, queue_id, status, assignee_id))
-    return out
+    convs: dict[tuple[str, str], _Conv] = {}
+    for kind, value, cid, name, attributes, merged_into, *conv in rows:
+        if (kind, value) not in pairs:  # kinds x values matched an address nobody sent from
+            continue
+        contact = by_id.setdefault(
+            cid, _Contact(cid, name, attributes or {}, merged_into is not None)
+        )
+        found[(kind, value)] = contact
+        conv_id, channel, queue_id, status, assignee_id = conv
+        if conv_id is not None:
+            convs.setdefault((cid, channel), _Conv(conv_id, queue_id, status, assignee_id))
+    return found, convs
 
 
 def _payload(inbound: Inbound) -> dict[str, Any]:
@@ -208,10 +214,7 @@ class _Batch:
     def prefetch(self, items: list[BatchItem]) -> None:
         self.seen = _duplicates(self.conn, [it.key for it in items])
         pairs = {(it.inbound.sender.kind.value, it.inbound.sender.value) for it in items}
-        self.contacts = _contacts(self.conn, pairs)
-        known = {c.id for c in self.contacts.values() if not c.merged}
-        if known:
-            self.convs = _open_conversations(self.conn, known)
+        self.contacts, self.convs = _senders(self.conn, pairs)
 
     def plan(self, item: BatchItem) -> None:
         """Decide one item against the prefetched and in-batch state (arrival order)."""

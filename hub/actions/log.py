@@ -6,13 +6,25 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hub.db.base import utcnow
 from hub.db.models import Conversation, Interaction
 from hub.domain import ActorType, Direction, InteractionKind
 from hub.ids import new_id
+
+# built once: constructing the statement per entry cost more than running it. ORM-enabled, so
+# pending changes are flushed first (a conversation added just before its first entry);
+# not synchronized: nothing reads a loaded Conversation's interaction_count
+_NUMBER = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conv_id"))
+    .values(interaction_count=Conversation.interaction_count + 1)
+    .returning(Conversation.interaction_count)
+    .execution_options(synchronize_session=False)
+)
+_NUMBER_TOUCH = _NUMBER.values(last_message_at=bindparam("at"), updated_at=bindparam("at"))
 
 
 async def append(
@@ -31,16 +43,20 @@ async def append(
     external_id: str | None = None,
     dedupe_key: str | None = None,
     at: datetime | None = None,
+    touch: bool = False,
 ) -> Interaction:
-    """Add one entry; ``seq`` comes from an atomic per-conversation counter (row-locked)."""
-    seq = (
-        await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(interaction_count=Conversation.interaction_count + 1)
-            .returning(Conversation.interaction_count)
-        )
-    ).scalar_one()
+    """Add one entry; ``seq`` comes from an atomic per-conversation counter (row-locked).
+
+    ``touch``: that same ``UPDATE`` also sets the conversation's ``last_message_at`` and
+    ``updated_at`` to the entry's time, instead of a second ``UPDATE`` of the row at flush
+    (the caller keeps a loaded ``Conversation`` in step with ``set_committed_value``).
+    """
+    at = at or utcnow()
+    if touch:
+        result = await session.execute(_NUMBER_TOUCH, {"conv_id": conversation_id, "at": at})
+    else:
+        result = await session.execute(_NUMBER, {"conv_id": conversation_id})
+    seq = result.scalar_one()
     row = Interaction(
         id=new_id("interaction"),
         seq=seq,
@@ -56,7 +72,7 @@ async def append(
         payload=payload or {},
         external_id=external_id,
         dedupe_key=dedupe_key,
-        created_at=at or utcnow(),
+        created_at=at,
     )
     session.add(row)
     return row

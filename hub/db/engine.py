@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import weakref
 from typing import Any
 
-from sqlalchemy import event, exc
+from sqlalchemy import Engine, event, exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -65,6 +66,12 @@ class SqliteWriteQueue:
     exactly where sqlite3 itself would open it (so read-only work never queues), and released
     when the transaction has ended: at the next statement on the connection or when it goes
     back to the pool. Waiting longer than ``WRITE_WAIT_S`` fails like SQLite's busy timeout.
+
+    Writers outside the pool on the same database (the group-commit writer's own connection,
+    :mod:`hub.actions.batch_writer`) take their turn with :meth:`acquire`/:meth:`release`.
+    Without that they met the pool's writers only in SQLite's busy handler, where the pooled
+    one lost nearly every time under chat load (the batch writer retries every millisecond,
+    the busy handler sleeps up to 100 ms): agents' replies waited seconds for the lock.
     """
 
     def __init__(self) -> None:
@@ -74,12 +81,26 @@ class SqliteWriteQueue:
         event.listen(engine.sync_engine, "before_cursor_execute", self._before_execute)
         event.listen(engine.sync_engine.pool, "checkin", self._on_checkin)
         event.listen(engine.sync_engine.pool, "invalidate", self._on_invalidate)
+        _QUEUES[engine.sync_engine] = self
 
     async def _acquire(self) -> None:
         # not asyncio.wait_for: on 3.11 it runs the acquire as a separate task, and a cancel
         # or timeout arriving just as that task gets the lock loses the lock for good
         async with asyncio.timeout(WRITE_WAIT_S):
             await self._lock.acquire()
+
+    async def acquire(self) -> None:
+        """Wait for this queue's turn (FIFO with the pool's writers); fails like a locked
+        database after ``WRITE_WAIT_S``. Free: returns without suspending."""
+        try:
+            await self._acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError(
+                f"database is locked (waited {WRITE_WAIT_S:.0f} s for the write queue)"
+            ) from None
+
+    def release(self) -> None:
+        self._lock.release()
 
     def _release(self, info: dict[Any, Any]) -> None:
         if info.pop(_HOLDS, False):
@@ -99,12 +120,7 @@ class SqliteWriteQueue:
             return
         if not in_greenlet():
             return  # sync use outside the asyncio layer: SQLite's own locking applies
-        try:
-            await_only(self._acquire())
-        except TimeoutError:
-            raise sqlite3.OperationalError(
-                f"database is locked (waited {WRITE_WAIT_S:.0f} s for the write queue)"
-            ) from None
+        await_only(self.acquire())
         info[_HOLDS] = True
         if aio.in_transaction:
             return  # begun by hand (an explicit BEGIN): it upgrades on this statement
@@ -123,6 +139,14 @@ class SqliteWriteQueue:
 
     def _on_invalidate(self, _dbapi_conn: Any, record: ConnectionPoolEntry, _exc: Any) -> None:
         self._release(record.info)
+
+
+_QUEUES: weakref.WeakKeyDictionary[Engine, SqliteWriteQueue] = weakref.WeakKeyDictionary()
+
+
+def write_queue(engine: AsyncEngine) -> SqliteWriteQueue | None:
+    """The write queue :func:`make_engine` installed on ``engine`` (SQLite only)."""
+    return _QUEUES.get(engine.sync_engine)
 
 
 def _mark_used(_dbapi_conn: Any, record: ConnectionPoolEntry, *_: Any) -> None:
