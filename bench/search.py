@@ -19,8 +19,8 @@ what the index did before them; it also drops the common-pair phrase shortcuts a
 alternating which goes first, on the same index. ``plain_*``
 are those numbers and ``p95_plain_over_fast`` their ratio; both modes must return the same
 hits and totals, or the benchmark stops.
-Indexing has a same-run baseline too: the common-word ``pairs`` field (schema version 2, see
-``recorder/search/tantivy_terms.py``) costs Python work per word at index time, so the first
+Indexing has a same-run baseline too: the common-word ``pairs`` field (since schema version 2,
+see ``recorder/search/tantivy_terms.py``) costs Python work per word at index time, so the first
 ``PAIRS_AB_DOCS`` documents are also indexed into scratch indexes with and without pair values,
 alternating (off, on, on, off): ``pairs_ab_index_docs_per_s`` and ``pairs_index_cost_ratio``
 (with / without; 1.0 = free).
