@@ -1,6 +1,6 @@
 """Search benchmark: bulk indexing, query latency and commit-to-searchable time of TantivyIndex.
 
-Usage: python bench/search.py [--docs N] [--queries Q] [--dir PATH] [--seed S]
+Usage: python bench/search.py [--docs N] [--queries Q] [--dir PATH] [--seed S] [--recent-docs K]
 
 Synthetic interactions (Zipf-distributed vocabulary, a stop word in nearly every document, all
 five channels, 40 queues, 400 agents, a year of timestamps) are bulk-indexed through the same
@@ -24,6 +24,10 @@ see ``recorder/search/tantivy_terms.py``) costs Python work per word at index ti
 ``PAIRS_AB_DOCS`` documents are also indexed into scratch indexes with and without pair values,
 alternating (off, on, on, off): ``pairs_ab_index_docs_per_s`` and ``pairs_index_cost_ratio``
 (with / without; 1.0 = free).
+``--recent-docs K`` (default 0) adds K documents from the last hour after the bulk load (``upsert``
+and ``commit``, as live traffic after a ``reindex`` of the year): the time-ordered kinds then
+start above a gap of months with no documents (``recent_docs`` in the JSON; compare
+``common_word_by_time`` in the two per-kind p95 maps).
 ``api_over_raw_ratio`` needs the hub's HTTP API and is not measured here (``null``).
 """
 
@@ -39,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -166,7 +171,18 @@ def p95(values: list[float]) -> float:
     return round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 2)
 
 
-async def run(n: int, queries: int, directory: Path, seed: int) -> dict[str, object]:
+async def add_recent(index: TantivyIndex, count: int, rng: random.Random) -> None:
+    """``count`` documents from the last hour, written as live traffic (see ``--recent-docs``)."""
+    now = datetime.now(UTC)
+    recent = [replace(doc, id=f"ix_recent{i:06d}", conversation_id=f"cv_recent{i:06d}",
+                      at=now - timedelta(seconds=rng.randrange(3600)))
+              for i, doc in enumerate(make_docs(count, rng))]
+    await index.upsert(recent)
+    await index.commit()
+
+
+async def run(n: int, queries: int, directory: Path, seed: int,
+              recent_docs: int = 0) -> dict[str, object]:
     rng = random.Random(seed)
     load_before = os.getloadavg()[0]  # other work on the machine skews every number below
     docs = make_docs(n, rng)
@@ -192,6 +208,9 @@ async def run(n: int, queries: int, directory: Path, seed: int) -> dict[str, obj
     del sample
     index = TantivyIndex.open(directory)
     assert await index.count() == n
+    if recent_docs:
+        await add_recent(index, recent_docs, rng)
+        assert await index.count() == n + recent_docs
 
     mix = query_mix(rng, queries)
     for _, q in mix[:20]:  # warm the OS page cache and tantivy's caches
@@ -246,6 +265,7 @@ async def run(n: int, queries: int, directory: Path, seed: int) -> dict[str, obj
 
     return {
         "docs": n,
+        "recent_docs": recent_docs,
         "index_docs_per_s": round(n / index_s),
         "index_docs_per_cpu_s": round(n / index_cpu_s),
         "merge_settle_s": round(merge_settle_s, 2),
@@ -280,12 +300,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=550)
     parser.add_argument("--dir", type=Path, default=None, help="index directory (default: temp)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--recent-docs", type=int, default=0,
+                        help="documents from the last hour added after the bulk load")
     args = parser.parse_args()
     if args.dir is not None:
-        print(json.dumps(asyncio.run(run(args.docs, args.queries, args.dir, args.seed))))
+        print(json.dumps(asyncio.run(run(args.docs, args.queries, args.dir, args.seed,
+                                         args.recent_docs))))
         return
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
-        print(json.dumps(asyncio.run(run(args.docs, args.queries, Path(tmp), args.seed))))
+        print(json.dumps(asyncio.run(run(args.docs, args.queries, Path(tmp), args.seed,
+                                         args.recent_docs))))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ positions) runs on real matches only instead of every document holding all its w
 
 Query planning lives in :mod:`recorder.search.tantivy_plan`, running a plan (pages, hits,
 highlights, facets) in :mod:`recorder.search.tantivy_results`, the schema and document mapping
-in :mod:`recorder.search.tantivy_schema`.
+in :mod:`recorder.search.tantivy_schema`, the key counts that size time windows (counted at
+open, updated by every write) in :mod:`recorder.search.tantivy_keys`.
 
 Bulk indexing (``reindex``) is bound by the thread that turns :class:`SearchDoc` values into
 tantivy documents (Python, holding the GIL) next to tantivy's own indexing threads (Rust, not
@@ -41,12 +42,12 @@ from types import MappingProxyType
 
 import tantivy
 
-from recorder.search import tantivy_results
+from recorder.search import tantivy_keys, tantivy_results
 from recorder.search.errors import IndexUnavailableError, SchemaMismatchError
 from recorder.search.paging import key_bound
 from recorder.search.tantivy_plan import Planner
 from recorder.search.tantivy_schema import SCHEMA_VERSION, build_schema, to_tantivy
-from recorder.search.tantivy_snapshot import KeyRange, Snapshot
+from recorder.search.tantivy_snapshot import Snapshot
 from recorder.search.types import SearchDoc, SearchQuery, SearchResult, utc_ms
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class TantivyIndex:
         self._planner = Planner(index, schema)
         self._lock = threading.Lock()
         self._snap = Snapshot(index.searcher(), schema)
-        self._keys = _key_range(self._snap)
+        self._keys = tantivy_keys.from_searcher(self._snap.searcher)
         try:
             self._writer: tantivy.IndexWriter | None = index.writer(writer_heap, writer_threads)
         except ValueError as exc:  # tantivy reports the lock file as ValueError
@@ -115,12 +116,11 @@ class TantivyIndex:
                 if replace_existing:
                     writer.delete_documents_by_term("id", doc.id)
                 writer.add_document(to_tantivy(doc))
-            if docs:  # widen the known key range (only ever a hint for time windows)
+            if docs:  # count the new keys (only ever a hint for time windows)
                 low = key_bound(utc_ms(min(d.at for d in docs)))
                 high = key_bound(utc_ms(max(d.at for d in docs)) + 1) - 1
-                if self._keys is not None:
-                    low, high = min(low, self._keys.low), max(high, self._keys.high)
-                self._keys = KeyRange(low, high)
+                buckets = tantivy_keys.count_buckets(d.at for d in docs)
+                self._keys = tantivy_keys.plus(self._keys, low, high, buckets)
 
     async def upsert(self, docs: Iterable[SearchDoc]) -> None:
         await asyncio.to_thread(self._upsert_sync, list(docs), True)
@@ -190,16 +190,4 @@ class TantivyIndex:
             asyncio.to_thread(tantivy_results.page, snap, plan, keys, self._schema),
             asyncio.to_thread(tantivy_results.facets, snap, plan))
         return replace(page, facets=MappingProxyType(facets))
-
-
-def _key_range(snap: Snapshot) -> KeyRange | None:
-    """The time-key bounds of an opened index (one pass over the key column, at open)."""
-    if snap.num_docs == 0:
-        return None
-    answer = snap.searcher.aggregate(tantivy.Query.all_query(), {
-        "low": {"min": {"field": "sort_key"}}, "high": {"max": {"field": "sort_key"}}})
-    low, high = answer["low"]["value"], answer["high"]["value"]
-    if low is None or high is None:
-        return None
-    return KeyRange(int(low), int(high))
 

@@ -16,16 +16,17 @@ from typing import Any
 import tantivy
 
 from recorder.search.paging import next_cursor
+from recorder.search.tantivy_keys import KeySpread
 from recorder.search.tantivy_plan import Plan
 from recorder.search.tantivy_schema import TEXT_FIELDS, from_tantivy
-from recorder.search.tantivy_snapshot import KeyRange, Snapshot
+from recorder.search.tantivy_snapshot import Snapshot
 from recorder.search.text import render_ranges
 from recorder.search.types import SearchHit, SearchResult, Sort, facet_counts
 
 _SNIPPET_CHARS = 200
 
 
-def page(snap: Snapshot, plan: Plan, keys: KeyRange | None,
+def page(snap: Snapshot, plan: Plan, keys: KeySpread | None,
          schema: tantivy.Schema) -> SearchResult:
     """The page of hits of ``plan`` (facets empty; see :func:`facets`)."""
     query, sort, prev = plan.query, plan.sort, plan.prev

@@ -13,8 +13,10 @@ pins one searcher (the state between two commits) and answers, *exactly*, with l
 - ``all_facets``: facet counts of the whole index (per field, every value), computed once per
   snapshot; ``facets(word) = facets(all) - facets(not word)``, and "not word" is the rare side.
 - ``time_window``: time-ordered pages of a common word read from a key window just below the
-  newest key (sized from the total and the key range), widened until it holds the page; the
-  documents outside a window that holds the page are all older, so the page is the same.
+  newest key (or the cursor's), sized from the total and where the keys are (a per-bucket
+  count, :mod:`recorder.search.tantivy_keys`, so an empty stretch of time does not fool it),
+  widened until it holds the page; the documents outside a window that holds the page are all
+  older, so the page is the same.
 
 A commit makes a new snapshot, so every cache here is per generation by construction.
 """
@@ -23,31 +25,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import tantivy
 
+from recorder.search.tantivy_keys import KeySpread
 from recorder.search.tantivy_schema import PAIR_FIELD
 from recorder.search.tantivy_terms import analyze_word
 from recorder.search.types import DIRECTIONS
 
-__all__ = ["KeyRange", "Snapshot", "analyze_word"]
+__all__ = ["KeySpread", "Snapshot", "analyze_word"]
 
 ALL_VALUES = 65_536  # terms-aggregation size meaning "every value" (checked, never assumed)
 COMMON_SHARE = 0.5  # a word in more docs than this counts facets from its complement
 WINDOW_MIN_DOCS = 50_000  # below this a plain time-ordered search is already fast
-_WINDOW_TRIES = 3
-_WINDOW_GROWTH = 8
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRange:
-    """Bounds of every time key staged so far, inclusive (deleted docs may make it too wide,
-    which only costs a window retry, never a wrong page)."""
-
-    low: int
-    high: int
+WINDOW_PAGES = 4  # a first window holds about this many pages of matches
+WINDOW_GROWTH = 8
 
 
 class Snapshot:
@@ -156,28 +149,27 @@ class Snapshot:
 
     def time_window(self, base: tantivy.Query, *, limit: int, offset: int, total: int,
                     ascending: bool, bound: int | None,
-                    keys: KeyRange | None) -> list[tuple[Any, tantivy.DocAddress]] | None:
+                    keys: KeySpread | None) -> list[tuple[Any, tantivy.DocAddress]] | None:
         """The page of ``base`` in time order (``bound``: the cursor key, inclusive) read from
         a window of keys next to where the page starts, or ``None`` when windows do not pay
-        (small index, no key range) or did not fill the page (the caller runs the full query).
+        (small index, no key counts) or would have to hold every key left (the caller runs
+        the full query).
+
+        The window holds about four pages' worth of matches, assuming ``base`` matches the
+        same share of documents everywhere in time, counted from where the keys really are
+        (so a gap with no documents costs nothing); it grows eightfold while it does not fill
+        the page (the word is rarer there, or the counts include deleted documents).
         """
         if keys is None or self.num_docs < WINDOW_MIN_DOCS or total <= 0:
             return None
-        span = keys.high - keys.low
-        if span <= 0:
-            return None
         start = (keys.low if ascending else keys.high) if bound is None else bound
-        width = max(1, int(span * min(1.0, 4.0 * (limit + offset) / total)))
+        wanted = WINDOW_PAGES * (limit + offset) * self.num_docs / total  # staged docs
         order = tantivy.Order.Asc if ascending else tantivy.Order.Desc
-        for _ in range(_WINDOW_TRIES):
-            if ascending:
-                lower, upper = start, start + width
-                if upper >= keys.high:
-                    return None  # the window would hold everything left: no gain
-            else:
-                lower, upper = start - width, start
-                if lower <= keys.low:
-                    return None
+        while True:  # ends: the edge moves out by at least a key per try, or is None
+            edge = keys.edge(start, wanted, ascending=ascending)
+            if edge is None:
+                return None  # the window would hold everything left: no gain
+            lower, upper = (start, edge) if ascending else (edge, start)
             window = tantivy.Query.range_query(self.schema, "sort_key",
                                                tantivy.FieldType.Integer, lower, upper)
             query = tantivy.Query.boolean_query([
@@ -188,5 +180,4 @@ class Snapshot:
                                          offset=offset, order=order)
             if len(found.hits) == limit:
                 return list(found.hits)
-            width *= _WINDOW_GROWTH
-        return None
+            wanted *= WINDOW_GROWTH

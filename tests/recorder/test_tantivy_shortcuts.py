@@ -1,6 +1,7 @@
 """The common-word shortcuts of the tantivy backend (doc-frequency totals, complement facets,
 time windows) return exactly what the plain path returns: every page, score, total and facet
-count, with and without deleted documents, on evenly spread and on skewed timestamps."""
+count, with and without deleted documents, on evenly spread and on skewed timestamps, and with
+a long empty stretch of time under the newest documents."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from recorder.search import (
     SearchResult,
     Sort,
     TantivyIndex,
+    tantivy_keys,
     tantivy_snapshot,
 )
 from recorder.search.tantivy_snapshot import analyze_word
@@ -86,6 +88,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> None:
         def wrapped(self: Any, *a: Any, _real: Any = real, _key: str = key, **kw: Any) -> Any:
             out = _real(self, *a, **kw)
             used[_key] += out is not None
+            used[_key + "_none"] += out is None
             return out
 
         monkeypatch.setattr(snap, name, wrapped)
@@ -157,6 +160,60 @@ async def test_with_deleted_documents_totals_are_still_exact(
             assert got[0][1] == with_the
     assert used["total"] == 0 and used["window"] == 0  # doc frequencies overcount now
     assert used["complement"]  # still exact with deletions
+
+
+async def test_time_windows_hold_across_an_empty_stretch_of_time(
+        idx: TantivyIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reindexed archive (~70 days) plus a few documents from a year later: the windows
+    are sized from where the keys are, so the first page of each time-ordered query still
+    comes from a window when one pays (an even-spread window fell into the gap), and every page
+    equals the plain path's, also after reopening (key counts rebuilt from the index)."""
+    history = corpus(600, random.Random(11))
+    recent = [make_doc(5000 + i, text="the new call" if i % 2 else "thank you", agent="a1",
+                       at=T0 + timedelta(days=400, minutes=i)) for i in range(3)]
+    await idx.bulk_insert(history)
+    await idx.commit()
+    await idx.upsert(recent)  # live traffic after the reindex
+    await idx.commit()
+    assert idx._snap.live_only
+    staged = idx._keys
+    monkeypatch.setattr(tantivy_snapshot, "WINDOW_MIN_DOCS", 0)
+    spy(monkeypatch)
+    queries = [SearchQuery(text=t, sort=s, limit=lim) for t in ("the", "thank", "refund")
+               for s in (Sort.TIME_DESC, Sort.TIME_ASC) for lim in (3, 7, 50)]
+    for ix in (idx, None):
+        if ix is None:
+            await idx.close()
+            ix = TantivyIndex.open(tmp_path / "ix", writer_heap=15_000_000, writer_threads=1)
+            assert ix._keys is not None and staged is not None
+            assert dict(ix._keys.counts) == dict(staged.counts)  # open == counted at write
+        for query in queries:
+            used.clear()
+            first = await ix.search(query)
+            assert first.hits, query
+            if 2 * tantivy_snapshot.WINDOW_PAGES * query.limit < first.total:
+                assert used["window"] == 1, query  # a window of at most half the docs
+            got = await both_ways(ix, query, monkeypatch)
+            assert got[0][1] == first.total
+            seen = [hit[0] for page in got for hit in page[0]]
+            assert len(seen) == len(set(seen)) == first.total, query
+        if ix is not idx:
+            await ix.close()
+
+
+def test_key_spread_edges_skip_empty_buckets() -> None:
+    size = 1 << tantivy_keys.BUCKET_BITS
+    spread = tantivy_keys.plus(None, 10 * size, 100 * size + size - 1,
+                               {10: 100, 11: 100, 100: 4})
+    # walking down from the top: 4 docs in bucket 100, then nothing until bucket 11, which
+    # is taken whole (where its keys sit next to the gap is unknown)
+    assert spread.edge(spread.high, 54, ascending=False) == 11 * size
+    assert spread.edge(spread.high, 3, ascending=False) is not None
+    assert spread.edge(spread.high, 3, ascending=False) >= 100 * size  # type: ignore[operator]
+    up = spread.edge(spread.low, 150, ascending=True)
+    assert up is not None and 11 * size <= up < 12 * size
+    assert spread.edge(spread.high, 205, ascending=False) is None  # every key: no window
+    assert spread.edge(11 * size - 1, 50, ascending=True) is not None
 
 
 def test_the_analyzer_matches_the_index_tokenizer() -> None:
