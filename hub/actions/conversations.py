@@ -26,6 +26,7 @@ from channels.base import (
     SendPrecheck,
 )
 from hub.actions.log import append, interaction_dict
+from hub.actions.queued import WORK_KEY, conversation_work
 from hub.auth.sessions import Principal
 from hub.db.base import utcnow
 from hub.db.models import (
@@ -61,17 +62,18 @@ def conversation_rooms(conv: Conversation) -> tuple[str, ...]:
 
 
 def conversation_event(name: str, conv: Conversation, **extra: Any) -> Event:
-    return Event(
-        name,
-        {
-            "id": conv.id,
-            "status": conv.status,
-            "queue_id": conv.queue_id,
-            "assignee_id": conv.assignee_id,
-            **extra,
-        },
-        rooms=conversation_rooms(conv),
-    )
+    """A conversation change; ``conversation.queued`` also carries the routing facts
+    (:mod:`hub.actions.queued`), so the dispatcher need not read the row back."""
+    data = {
+        "id": conv.id,
+        "status": conv.status,
+        "queue_id": conv.queue_id,
+        "assignee_id": conv.assignee_id,
+        **extra,
+    }
+    if name == "conversation.queued":
+        data[WORK_KEY] = conversation_work(conv)
+    return Event(name, data, rooms=conversation_rooms(conv))
 
 
 # built once: every reply asks it, and building it cost about as much as running it

@@ -36,6 +36,7 @@ from channels.base import Inbound, InboundKind, IngestReceipt
 from hub.actions.batch_writer import writer_for
 from hub.actions.intake_batch import BatchItem, eligible, ingest_batch
 from hub.actions.log import append, interaction_dict
+from hub.actions.queued import queued_event
 from hub.actions.receipts import apply_delivery_report, is_delivery_report
 from hub.batching import Batcher
 from hub.db.base import utcnow
@@ -370,9 +371,7 @@ class Ingestor:
                     actor_type=ActorType.SYSTEM,
                     payload={"status": "queued", "reason": "reopened"},
                 )
-                events.append(
-                    Event("conversation.queued", {"id": conv.id}, rooms=(f"queue:{conv.queue_id}",))
-                )
+                events.append(queued_event(conv, (f"queue:{conv.queue_id}",)))
             elif routable:
                 conv = None  # a new case for a new message on a closed one
         new_conv = conv is None
@@ -454,7 +453,7 @@ class Ingestor:
         if is_delivery_report(inbound):  # a receipt also moves its reply's delivery status
             events += await apply_delivery_report(session, inbound)
         if new_conv and routable:
-            events.append(Event("conversation.queued", {"id": conv.id}, rooms=rooms))
+            events.append(queued_event(conv, rooms))
         if new_contact:
             events.append(Event("contact.created", {"id": contact.id}))
         return _Outcome(IngestReceipt(row.id, conv.id, contact.id, created=True), events)

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from channels.base import Attachment, Inbound, InboundKind, IngestReceipt
 from hub.actions.log import entry_dict, interaction_values
+from hub.actions.queued import WORK_KEY, work_facts
 from hub.db.models import (
     AttachmentRecord,
     Contact,
@@ -82,7 +83,7 @@ class BatchItem:
     _entry: dict[str, Any] | None = None
     _files: list[dict[str, Any]] = field(default_factory=list)
     _queue_id: str | None = None
-    _queued: bool = False
+    _work: dict[str, Any] | None = None  # routing facts, when it opened a queued conversation
     _new_contact: bool = False
 
 
@@ -316,7 +317,13 @@ class _Batch:
         self.seen[item.key] = IngestReceipt(entry["id"], conv.id, contact.id, created=False)
         item.receipt = IngestReceipt(entry["id"], conv.id, contact.id, created=True)
         item._entry, item._files, item._queue_id = entry, files, conv.queue_id
-        item._queued, item._new_contact = new_conv and routable, new_contact
+        item._new_contact = new_contact
+        if new_conv and routable and (row := conv.insert_row) is not None:
+            item._work = work_facts(
+                status=row["status"], queue_id=row["queue_id"], channel=row["channel"],
+                priority=row["priority"], queued_at=row["queued_at"],
+                contact_id=row["contact_id"], attributes=row["attributes"],
+            )  # fmt: skip
 
     def write(self) -> None:
         conn, now = self.conn, self.now
@@ -410,8 +417,9 @@ def _events(item: BatchItem) -> list[Event]:
     conv_id = item.receipt.conversation_id
     rooms = (f"conversation:{conv_id}", f"queue:{item._queue_id}")
     events = [Event("interaction.created", entry_dict(item._entry, item._files), rooms=rooms)]
-    if item._queued:
-        events.append(Event("conversation.queued", {"id": conv_id}, rooms=rooms))
+    if item._work is not None:
+        events.append(Event("conversation.queued", {"id": conv_id, WORK_KEY: item._work},
+                            rooms=rooms))  # fmt: skip
     if item._new_contact:
         events.append(Event("contact.created", {"id": item.receipt.contact_id}))
     return events

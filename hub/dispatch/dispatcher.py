@@ -14,19 +14,23 @@ real:
 - **Serial.** Every input goes through one lock: the router sees one event at a time, and the
   commands of one input are executed in one DB transaction, then their events are published.
   Commands carry the router's reasons, which are written to the conversation's log.
-- **Bursts.** Conversation changes published together (a batch of ingests) are handled together:
-  one transaction reads the conversations, the router gets the changes in arrival order, and
-  its commands are executed in that same transaction (new offers with a fixed number of
-  statements, :func:`hub.dispatch.executor.execute`). Each publisher still returns only after
-  its change was routed, executed and the resulting events published.
+- **Bursts.** Conversation changes published together (a batch of ingests) are handled together
+  (:mod:`hub.dispatch.changes`): the router gets the changes in arrival order, and its commands
+  are executed in one transaction (new offers with a fixed number of statements,
+  :func:`hub.dispatch.executor.execute`). Each publisher still returns only after its change
+  was routed, executed and the resulting events published.
+- **Routed from the event.** ``conversation.queued`` carries the conversation's routing facts
+  (:mod:`hub.actions.queued`), so new work reaches the router without reading its row back;
+  the row is read when they are missing. The executor only offers conversations the DB still
+  has waiting; anything else (an event the DB has overtaken) rolls back and rebuilds.
 - **Early offers.** The router's offers are announced to listeners (:mod:`hub.dispatch.early`)
   before their transaction runs, so a phone can ring while the offer is written; each listener
   hears afterwards whether the offer was saved, and undoes its ring when it was not.
 - **The DB is the truth.** If executing commands fails, the router is rebuilt from the DB, so the
-  two never drift. On start the router is rebuilt the same way: queues, logged-in agents, open
-  assignments, live offers (kept with their original expiry, not re-sent), then queued work in
-  arrival order. Offers that expired while the hub was down are marked expired and their work is
-  queued again, so no contact is lost or offered twice.
+  two never drift. On start the router is rebuilt the same way (:mod:`hub.dispatch.rebuild`):
+  queues, logged-in agents, open assignments, live offers (kept with their original expiry, not
+  re-sent), then queued work in arrival order. Offers that expired while the hub was down are
+  marked expired and their work is queued again, so no contact is lost or offered twice.
 - **Config changes** made by ``contacthub apply`` (another process) are picked up by a periodic
   refresh that diffs queues and agent profiles and tells the router.
 
@@ -41,20 +45,20 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from hub.batching import Batcher
-from hub.db.base import utcnow
-from hub.db.models import Agent, Assignment, Conversation, Offer, Queue
+from hub.db.models import Agent, Offer, Queue
+from hub.dispatch.changes import NAMES, Change, change_events, change_of, distinct_runs
 from hub.dispatch.early import Announced
-from hub.dispatch.executor import execute
-from hub.dispatch.mapping import agent_profile, queue_configs, work_item
-from hub.domain import ConversationStatus, OfferStatus, Presence
+from hub.dispatch.executor import StaleWork, execute
+from hub.dispatch.mapping import agent_profile, queue_configs
+from hub.dispatch.rebuild import read_state
+from hub.dispatch.snapshot import next_midnight, snapshot_dict
+from hub.domain import OfferStatus, Presence
 from hub.errors import Conflict, NotFound
 from hub.events import Event
 from hub.ids import new_id
@@ -71,31 +75,7 @@ SNAPSHOT_EVERY_S = 2.0
 RECONNECT_GRACE_S = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Change:
-    name: str
-    conv_id: str
-
-
-def _distinct_runs(changes: list[_Change]) -> list[list[_Change]]:
-    """Split so that no run names a conversation twice: within a run the router's view of each
-    conversation is the one before the run, as it would be one change at a time."""
-    runs: list[list[_Change]] = [[]]
-    seen: set[str] = set()
-    for c in changes:
-        if c.conv_id in seen:
-            runs.append([])
-            seen.clear()
-        runs[-1].append(c)
-        seen.add(c.conv_id)
-    return runs
-
-
-def next_midnight(now: float, tz: ZoneInfo) -> float:
-    """The Unix time of the next local midnight after ``now`` (correct across DST changes)."""
-    local = datetime.fromtimestamp(now, tz)
-    tomorrow = (local + timedelta(days=1)).date()
-    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=tz).timestamp()
+__all__ = ["Dispatcher", "next_midnight"]
 
 
 class Dispatcher:
@@ -120,118 +100,19 @@ class Dispatcher:
         """Build a fresh router from the database (start, and after any execution failure)."""
         now = self.clock()
         self.router = Router(new_offer_id=lambda: new_id("offer"))
-        feed: list[rev.Event] = []
         async with self.services.sessions() as session, session.begin():
-            queues = list((await session.execute(select(Queue))).scalars())
-            self._queues = {q.id: q for q in queues}
-            self._queue_cfgs = {c.queue_id: c for c in queue_configs(queues)}
-            feed += [rev.QueueConfigured(c, now) for c in self._queue_cfgs.values()]
-            agents = list(
-                (
-                    await session.execute(
-                        select(Agent).where(Agent.presence != Presence.OFFLINE.value)
-                    )
-                ).scalars()
-            )
-            self._profiles = {}
-            for a in agents:
-                profile = agent_profile(a)
-                self._profiles[a.id] = profile
-                self._endpoints[a.id] = a.voice_endpoint
-                presence = (
-                    RPresence.READY
-                    if a.presence == Presence.WRAP_UP.value
-                    else RPresence(a.presence)
-                )
-                feed.append(rev.AgentLoggedIn(profile, now, presence, a.presence_reason or ""))
-            in_router = set(self._profiles)
-            assigned = (
-                await session.execute(
-                    select(Conversation).where(
-                        Conversation.status == ConversationStatus.ASSIGNED.value
-                    )
-                )
-            ).scalars()
-            for conv in assigned:
-                if conv.assignee_id in in_router and conv.queue_id in self._queues:
-                    feed.append(rev.AssignmentRestored(self._work(conv), conv.assignee_id, now))
-            restored: set[str] = set()
-            offers = (
-                await session.execute(
-                    select(Offer).where(Offer.status == OfferStatus.PENDING.value)
-                )
-            ).scalars()
-            for offer in offers:
-                oconv = await session.get(Conversation, offer.conversation_id)
-                live = (
-                    offer.expires_at.timestamp() > now
-                    and offer.agent_id in in_router
-                    and oconv is not None
-                    and oconv.queue_id in self._queues
-                    and oconv.id not in restored
-                )
-                if live and oconv is not None:
-                    feed.append(
-                        rev.OfferRestored(
-                            offer.id,
-                            self._work(oconv),
-                            offer.agent_id,
-                            offer.expires_at.timestamp(),
-                            now,
-                        )
-                    )
-                    restored.add(oconv.id)
-                else:
-                    offer.status = OfferStatus.EXPIRED.value
-                    offer.decided_at = utcnow()
-                    if oconv is not None and oconv.status == ConversationStatus.OFFERED.value:
-                        oconv.status = ConversationStatus.QUEUED.value
-            waiting = (
-                await session.execute(
-                    select(Conversation)
-                    .where(
-                        Conversation.status.in_(
-                            [ConversationStatus.QUEUED.value, ConversationStatus.OFFERED.value]
-                        )
-                    )
-                    .order_by(Conversation.queued_at)
-                )
-            ).scalars()
-            for conv in waiting:
-                if conv.id not in restored and conv.queue_id in self._queues:
-                    if conv.status == ConversationStatus.OFFERED.value:
-                        conv.status = ConversationStatus.QUEUED.value
-                    feed.append(
-                        rev.WorkQueued(await self._work_with_preference(session, conv), now)
-                    )
+            state = await read_state(session, now)
+        self._queues, self._queue_cfgs = state.queues, state.queue_cfgs
+        self._profiles = state.profiles
+        self._endpoints.update(state.endpoints)
         self._check_connections_at = now + RECONNECT_GRACE_S
-        await self._feed_unlocked([*feed, rev.Tick(now)])
+        await self._feed_unlocked([*state.feed, rev.Tick(now)])
         log.info(
             "router rebuilt: %d queues, %d agents, %d items",
             len(self._queue_cfgs),
             len(self._profiles),
             self.router.snapshot().work_in_routing,
         )
-
-    def _work(self, conv: Conversation, preferred: str | None = None) -> Any:
-        queue = self._queues[conv.queue_id or ""]
-        return work_item(conv, queue.priority, preferred_agent=preferred)
-
-    async def _work_with_preference(self, session: Any, conv: Conversation) -> Any:
-        """The contact's last agent gets the first offer when the queue has a window."""
-        queue = self._queues[conv.queue_id or ""]
-        preferred = None
-        if queue.preferred_agent_window_s > 0:
-            preferred = (
-                await session.execute(
-                    select(Assignment.agent_id)
-                    .join(Conversation, Conversation.id == Assignment.conversation_id)
-                    .where(Conversation.contact_id == conv.contact_id, Conversation.id != conv.id)
-                    .order_by(Assignment.started_at.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
-        return self._work(conv, preferred)
 
     # ---- feeding the router --------------------------------------------------------------
 
@@ -258,47 +139,54 @@ class Dispatcher:
             async with self.services.sessions() as session, session.begin():
                 bus_events, rejected = await execute(session, commands)
             announced.settle(bus_events)
-        except Exception:
+        except Exception as exc:
             announced.settle(None)
-            log.exception(
-                "executing %d router commands failed; rebuilding from the DB", len(commands)
-            )
-            await self.rebuild()
+            await self._recover(exc, commands)
             return []
         finally:
             announced.settle(None)  # cancelled: nothing is known to be written
         await self.services.bus.publish(bus_events)
         return rejected
 
+    async def _recover(self, exc: Exception, commands: list[Any]) -> None:
+        """The commands were not written: the DB is the truth, so rebuild the router from it."""
+        if isinstance(exc, StaleWork):  # routed from an event the DB has since overtaken
+            log.info("%s; rebuilding the router from the DB", exc)
+        else:
+            log.error("executing %d router commands failed; rebuilding from the DB",
+                      len(commands), exc_info=exc)  # fmt: skip
+        await self.rebuild()
+
     async def on_event(self, event: Event) -> None:
         """Bus listener: turn committed changes into router events."""
         if event.meta.get("source") == "dispatcher":
             return
         name, data = event.name, event.data
-        if name in ("conversation.queued", "conversation.resolved", "conversation.assigned"):
-            await self._conversation_changed(name, str(data["id"]))
+        if name in NAMES:
+            await self._conversation_changed(change_of(name, data))
         elif name == "agent.presence":
             await self._presence_changed(
                 str(data["id"]), str(data["presence"]), data.get("presence_reason") or ""
             )
 
-    async def _conversation_changed(self, name: str, conv_id: str) -> None:
+    async def _conversation_changed(self, change: Change) -> None:
         """Handle a committed conversation change (returns once it is routed and executed).
 
         Changes that arrive together (a batch of ingests publishing at once) are handled
-        together (:class:`hub.batching.Batcher`): one read of the conversations, one router
-        pass, one transaction for the commands. The router sees the changes in arrival order,
-        exactly as if they had come one at a time.
+        together (:class:`hub.batching.Batcher`): at most one read of the conversations (none
+        when queued events carry their routing facts), one router pass, one transaction for the
+        commands. The router sees the changes in arrival order, exactly as if they had come one
+        at a time.
         """
-        await self._changes.submit(_Change(name, conv_id))
+        await self._changes.submit(change)
 
-    async def _handle_changes(self, batch: list[_Change]) -> list[BaseException | None]:
+    async def _handle_changes(self, batch: list[Change]) -> list[BaseException | None]:
         async with self._lock:
-            for run in _distinct_runs(batch):
+            for run in distinct_runs(batch):
                 await self._apply_changes(run)
         return [None] * len(batch)
 
-    async def _apply_changes(self, changes: list[_Change]) -> None:
+    async def _apply_changes(self, changes: list[Change]) -> None:
         """Read the conversations, feed the router and execute its commands in ONE transaction
         (a burst costs a handful of statements); rebuild from the DB if execution fails."""
         now = self.clock()
@@ -307,54 +195,23 @@ class Dispatcher:
         announced = Announced()
         try:
             async with self.services.sessions() as session, session.begin():
-                feed = await self._change_events(session, changes, now)
+                feed = await change_events(session, self.router, changes, now, self._queues,
+                                           self._profiles)  # fmt: skip
                 commands = self._decide(feed)
                 if commands:
                     announced = Announced.announce(self.services.extras, commands,
                                                    self._endpoints)  # fmt: skip
                     bus_events, _ = await execute(session, commands)
             announced.settle(bus_events)
-        except Exception:
+        except Exception as exc:
             announced.settle(None)
             if not commands:
                 raise  # failed before the router decided anything: nothing to undo
-            log.exception(
-                "executing %d router commands failed; rebuilding from the DB", len(commands)
-            )
-            await self.rebuild()
+            await self._recover(exc, commands)
             return
         finally:
             announced.settle(None)  # cancelled: nothing is known to be written
         await self.services.bus.publish(bus_events)
-
-    async def _change_events(
-        self, session: Any, changes: list[_Change], now: float
-    ) -> list[rev.Event]:
-        ids = [c.conv_id for c in changes]
-        convs = {
-            conv.id: conv
-            for conv in (
-                await session.execute(select(Conversation).where(Conversation.id.in_(ids)))
-            ).scalars()
-        }
-        feed: list[rev.Event] = []
-        for change in changes:
-            name, conv_id = change.name, change.conv_id
-            view = self.router.work(conv_id)
-            if view is not None:
-                feed.append(
-                    rev.WorkFinished(conv_id, now)
-                    if view.status == "assigned"
-                    else rev.WorkWithdrawn(conv_id, now, reason=name.split(".")[1])
-                )
-            conv = convs.get(conv_id)
-            if conv is None or conv.queue_id not in self._queues:
-                continue
-            if name == "conversation.queued" and conv.status == ConversationStatus.QUEUED:
-                feed.append(rev.WorkQueued(await self._work_with_preference(session, conv), now))
-            elif name == "conversation.assigned" and conv.assignee_id in self._profiles:
-                feed.append(rev.AssignmentRestored(self._work(conv), conv.assignee_id, now))
-        return feed
 
     async def _presence_changed(self, agent_id: str, presence: str, reason: str) -> None:
         async with self._lock:
@@ -496,26 +353,7 @@ class Dispatcher:
             await self.feed(feed)
 
     def snapshot(self) -> dict[str, Any]:
-        snap = self.router.snapshot()
-        return {
-            "at": datetime.fromtimestamp(snap.now, UTC).isoformat() if snap.now else None,
-            "agents_logged_in": snap.agents_logged_in,
-            "live_offers": snap.live_offers,
-            "work_in_routing": snap.work_in_routing,
-            "queues": {
-                q.queue_id: {
-                    "depth": q.depth,
-                    "oldest_wait_s": q.oldest_wait_s,
-                    "agents_ready": q.agents_ready,
-                    "agents_busy": q.agents_busy,
-                    "answered": q.answered,
-                    "answered_in_target": q.answered_in_target,
-                    "abandoned": q.abandoned,
-                    "service_level": q.service_level,
-                }
-                for q in snap.queues
-            },
-        }
+        return snapshot_dict(self.router)
 
     async def _publish_snapshot(self) -> None:
         snap = self.snapshot()

@@ -46,6 +46,18 @@ from routing.model import Reason
 log = logging.getLogger(__name__)
 
 SOURCE = {"source": "dispatcher"}  # events we emit carry this so we never consume our own
+WAITING = (ConversationStatus.QUEUED.value, ConversationStatus.OFFERED.value)
+
+
+class StaleWork(Exception):
+    """The router offered a conversation the DB no longer has waiting (resolved, assigned or
+    gone since the event it was routed from). Nothing of the execution is written: the
+    dispatcher rebuilds the router from the DB, which is the truth."""
+
+    def __init__(self, conv_ids: list[str]) -> None:
+        super().__init__(f"offer for {len(conv_ids)} conversation(s) no longer waiting: "
+                         + ", ".join(conv_ids[:5]))  # fmt: skip
+        self.conv_ids = conv_ids
 
 
 def reason_dict(reason: Reason) -> dict[str, Any]:
@@ -128,26 +140,27 @@ async def _send_offers(
     """The hot path (new work meets ready agents): a fixed number of statements for any number
     of offers. One ``UPDATE ... RETURNING`` marks the conversations offered and takes each one's
     next ``seq`` atomically (as :func:`hub.actions.log.append` does), then one executemany each
-    for the offers and their log entries."""
+    for the offers and their log entries. Only waiting conversations are updated: any other is
+    stale work (:class:`StaleWork`), and the caller's transaction rolls back."""
     conn = await session.connection()
     table = cast(Table, Conversation.__table__)
     c = table.c
     rows = await conn.execute(
         update(table)
-        .where(c.id.in_([o.work_id for o in offers]))
+        .where(c.id.in_([o.work_id for o in offers]), c.status.in_(WAITING))
         .values(status=ConversationStatus.OFFERED.value, interaction_count=c.interaction_count + 1)
         .returning(c.id, c.interaction_count, c.channel, c.queue_id, c.subject, c.priority)
     )
     convs = {r.id: r for r in rows}
+    stale = [o.work_id for o in offers if o.work_id not in convs]
+    if stale:
+        raise StaleWork(stale)
     now = utcnow()
     offer_rows: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     events: list[Event] = []
     for cmd in offers:
-        conv = convs.get(cmd.work_id)
-        if conv is None:
-            log.warning("router command for unknown conversation %s ignored", cmd.work_id)
-            continue
+        conv = convs[cmd.work_id]
         why = reason_dict(cmd.reason)
         offer_rows.append(
             {
@@ -181,7 +194,9 @@ async def _send_offers(
 
 
 async def execute(session: AsyncSession, commands: list[Command]) -> tuple[list[Event], list[str]]:
-    """Apply ``commands``; return the events to publish after commit and rejected offer ids."""
+    """Apply ``commands``; return the events to publish after commit and rejected offer ids.
+    Raises :class:`StaleWork` (roll back, rebuild) when an offer's conversation is not waiting
+    in the DB any more: the router may have been fed from an event the DB has overtaken."""
     offers = _only_offers(commands)
     if offers is not None:
         rejected_ids = [c.offer_id for c in commands if isinstance(c, Rejected)]
@@ -213,6 +228,8 @@ async def execute(session: AsyncSession, commands: list[Command]) -> tuple[list[
                 )
             continue
         conv = await session.get(Conversation, cmd.work_id)
+        if isinstance(cmd, SendOffer) and (conv is None or conv.status not in WAITING):
+            raise StaleWork([cmd.work_id])
         if conv is None:
             log.warning("router command for unknown conversation %s ignored", cmd.work_id)
             continue

@@ -4,13 +4,19 @@ The router knows nothing of the DB. Two shell-side conventions live here:
 - ``escalate`` to tier N (config) becomes a derived queue ``<queue>#tierN`` with the same skills
   plus ``tier >= N``; every agent profile carries its tier as the pseudo-skill ``tier``.
 - ``add_queue`` names a queue; the router wants its id.
+A queued conversation's work item comes from its row or from its ``conversation.queued`` event
+(:class:`WorkFacts`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from hub.actions.queued import WORK_FIELDS, WORK_KEY
 from hub.db.models import Agent, Conversation, Queue
 from routing.model import (
     AgentProfile,
@@ -107,6 +113,81 @@ def agent_profile(agent: Agent) -> AgentProfile:
     return AgentProfile(agent.id, skills, Capacity(limits=limits, exclusive=exclusive))
 
 
+@dataclass(frozen=True, slots=True)
+class WorkFacts:
+    """What the router needs of one conversation: from its row, or from the routing facts its
+    ``conversation.queued`` event carries (:mod:`hub.actions.queued`); both give the same
+    :class:`Work`."""
+
+    conv_id: str
+    queue_id: str
+    channel: str
+    status: str
+    priority: int
+    arrival: float  # Unix time
+    contact_id: str
+    overflow_done: int
+
+    @classmethod
+    def of_row(cls, conv: Conversation) -> WorkFacts:
+        assert conv.queue_id is not None
+        return cls(
+            conv.id,
+            conv.queue_id,
+            conv.channel,
+            conv.status,
+            conv.priority,
+            (conv.queued_at or conv.created_at).timestamp(),
+            conv.contact_id,
+            int(conv.attributes.get("overflow_done", 0)),
+        )
+
+    @classmethod
+    def of_event(cls, conv_id: str, data: Mapping[str, Any]) -> WorkFacts | None:
+        """The facts in an event's payload, or None when they are missing or malformed (an
+        event from before they were carried, or another publisher): then read the row."""
+        raw = data.get(WORK_KEY)
+        if not isinstance(raw, Mapping) or any(raw.get(k) is None for k in WORK_FIELDS):
+            return None
+        try:
+            queued_at = datetime.fromisoformat(str(raw["queued_at"]))
+            facts = cls(
+                conv_id,
+                str(raw["queue_id"]),
+                str(raw["channel"]),
+                str(raw["status"]),
+                int(raw["priority"]),
+                queued_at.timestamp(),
+                str(raw["contact_id"]),
+                int(raw["overflow_done"]),
+            )
+        except (TypeError, ValueError):
+            return None
+        if queued_at.tzinfo is None or facts.channel not in _MEDIA:
+            return None
+        return facts
+
+    def work(
+        self,
+        queue_priority: int,
+        *,
+        preferred_agent: str | None = None,
+        router_queue_id: str | None = None,
+    ) -> Work:
+        return Work(
+            work_id=self.conv_id,
+            queue_id=router_queue_id or self.queue_id,
+            medium=Medium(self.channel),
+            arrival=self.arrival,
+            priority=self.priority + queue_priority,
+            preferred_agent=preferred_agent,
+            overflow_done=self.overflow_done,
+        )
+
+
+_MEDIA = frozenset(m.value for m in Medium)
+
+
 def work_item(
     conv: Conversation,
     queue_priority: int,
@@ -114,14 +195,6 @@ def work_item(
     preferred_agent: str | None = None,
     router_queue_id: str | None = None,
 ) -> Work:
-    assert conv.queue_id is not None
-    arrival = (conv.queued_at or conv.created_at).timestamp()
-    return Work(
-        work_id=conv.id,
-        queue_id=router_queue_id or conv.queue_id,
-        medium=Medium(conv.channel),
-        arrival=arrival,
-        priority=conv.priority + queue_priority,
-        preferred_agent=preferred_agent,
-        overflow_done=int(conv.attributes.get("overflow_done", 0)),
+    return WorkFacts.of_row(conv).work(
+        queue_priority, preferred_agent=preferred_agent, router_queue_id=router_queue_id
     )
