@@ -7,13 +7,12 @@ import asyncio
 import email
 from email.utils import make_msgid
 
-from hub.config import apply_config, parse_config
-from hub.domain import Role
 from tests.conftest import Db
-from tests.hub.server import running_hub
-from tests.hub.test_dispatch import AgentSocket, ready
-from tests.servers.dovecot import Dovecot, start_dovecot
+from tests.hub.email_helpers import accepted_mail, apply_mail_center, imap, reply_sent
+from tests.servers.dovecot import Dovecot
 from tests.servers.smtpd_server import smtp_server
+
+__all__ = ["imap"]  # fixture
 
 
 def mail(sender: str, to: str, msgid: str, subject: str, body: str, extra: str = "") -> bytes:
@@ -24,114 +23,50 @@ def mail(sender: str, to: str, msgid: str, subject: str, body: str, extra: str =
     ).encode()
 
 
-async def test_mail_in_reply_out_answer_threads_back(db: Db) -> None:
-    imap = start_dovecot()
-    try:
-        await _scenario(db, imap)
-    finally:
-        imap.stop()
-
-
-async def _scenario(db: Db, imap: Dovecot) -> None:
+async def test_mail_in_reply_out_answer_threads_back(db: Db, imap: Dovecot) -> None:
     with smtp_server() as smtp:
         user = imap.add_user()
-        center = f"""
-skills: [english]
-queues:
-  - name: mail
-    required_skills: [{{skill: english, min_level: 1}}]
-channels:
-  - kind: email
-    name: support
-    address: "{user}"
-    queue: mail
-    config:
-      imap_host: {imap.host}
-      imap_port: {imap.port}
-      imap_security: none
-      allow_plaintext_auth: true
-      password: "{imap.users[user]}"
-      poll_interval_s: 0.2
-      smtp_host: {smtp.host}
-      smtp_port: {smtp.port}
-      smtp_security: none
-      smtp_auth: false
-      display_name: Acme Support
-agents:
-  - email: agent@t.test
-    name: Agent
-    skills: {{english: 3}}
-    capacity: {{email: 5}}
-"""
-        await apply_config(db.sessions, parse_config(center), env={})
-        async with running_hub(db) as hub:
-            assert hub.services.extras["channel_host"].status()["failed"] == {}
-            tok = hub.tokens[Role.AGENT]
-            async with AgentSocket(hub, tok) as agent:
-                await ready(hub, tok)
-                first_id = make_msgid(domain="example.org")
-                imap.append(
-                    user,
-                    [
-                        mail(
-                            "carla@example.org",
-                            user,
-                            first_id,
-                            "Broken kettle",
-                            "My kettle arrived broken.",
-                        )
-                    ],
-                )
-                offer = await agent.next("offer", timeout=20)
-                conv_id = offer["conversation_id"]
-                async with hub.client(token=tok) as c:
-                    assert (
-                        await c.post(f"/api/offers/{offer['offer_id']}/accept")
-                    ).status_code == 200
-                    r = await c.post(
-                        f"/api/conversations/{conv_id}/messages",
-                        json={"text": "Sorry! A new one is on its way."},
-                    )
-                    assert r.status_code == 201, r.text
-                    for _ in range(200):
-                        if smtp.handler.messages:
-                            break
-                        await asyncio.sleep(0.05)
-                    [sent] = smtp.handler.messages
-                    out = email.message_from_bytes(sent.content)
-                    assert sent.rcpt_tos == ["carla@example.org"]
-                    assert out["In-Reply-To"] == first_id
-                    assert "Acme Support" in out["From"]
-                    assert "A new one is on its way." in out.get_payload(decode=True).decode()
-                    # Carla answers our reply: it threads into the same conversation
-                    imap.append(
-                        user,
-                        [
-                            mail(
-                                "carla@example.org",
-                                user,
-                                make_msgid(domain="example.org"),
-                                f"Re: {out['Subject']}",
-                                "Thanks!",
-                                extra=f"In-Reply-To: {out['Message-ID']}\r\n",
-                            )
-                        ],
-                    )
-                    for _ in range(200):
-                        items = (await c.get(f"/api/conversations/{conv_id}/interactions")).json()[
-                            "items"
-                        ]
-                        if any(i["text"].startswith("Thanks!") for i in items):
-                            break
-                        await asyncio.sleep(0.05)
-                    texts = [i["text"] for i in items if i["kind"] == "message"]
-                    assert texts[0].startswith("My kettle arrived broken.")
-                    assert texts[-1].startswith("Thanks!")
-                    sent_delivery = next(i for i in items if i["direction"] == "outbound")
-                    assert sent_delivery["delivery"]["status"] == "sent"
-        # both mails were flagged \Seen only after they were committed
-        conn = imap.client(user)
-        conn.select("INBOX")
-        _, data = conn.search(None, "UNSEEN")
-        assert data == [b""]
-        conn.logout()
+        await apply_mail_center(db, user, f"""
+            imap_host: {imap.host}
+            imap_port: {imap.port}
+            imap_security: none
+            allow_plaintext_auth: true
+            password: "{imap.users[user]}"
+            poll_interval_s: 0.2
+            smtp_host: {smtp.host}
+            smtp_port: {smtp.port}
+            smtp_security: none
+            smtp_auth: false
+            display_name: Acme Support
+            """)
+        first_id = make_msgid(domain="example.org")
+        first = mail("carla@example.org", user, first_id, "Broken kettle",
+                     "My kettle arrived broken.")
+        async with accepted_mail(db, imap, user, first) as (c, conv_id):
+            sent = await reply_sent(c, conv_id, smtp)
+            out = email.message_from_bytes(sent.content)
+            assert sent.rcpt_tos == ["carla@example.org"]
+            assert out["In-Reply-To"] == first_id
+            assert "Acme Support" in out["From"]
+            body = out.get_payload(decode=True)
+            assert isinstance(body, bytes) and "A new one is on its way." in body.decode()
+            # Carla answers our reply: it threads into the same conversation
+            imap.append(user, [mail("carla@example.org", user, make_msgid(domain="example.org"),
+                                    f"Re: {out['Subject']}", "Thanks!",
+                                    extra=f"In-Reply-To: {out['Message-ID']}\r\n")])
+            for _ in range(200):
+                items = (await c.get(f"/api/conversations/{conv_id}/interactions")).json()["items"]
+                if any(i["text"].startswith("Thanks!") for i in items):
+                    break
+                await asyncio.sleep(0.05)
+            texts = [i["text"] for i in items if i["kind"] == "message"]
+            assert texts[0].startswith("My kettle arrived broken.")
+            assert texts[-1].startswith("Thanks!")
+            sent_delivery = next(i for i in items if i["direction"] == "outbound")
+            assert sent_delivery["delivery"]["status"] == "sent"
+    # both mails were flagged \Seen only after they were committed
+    conn = imap.client(user)
+    conn.select("INBOX")
+    _, data = conn.search(None, "UNSEEN")
+    assert data == [b""]
+    conn.logout()

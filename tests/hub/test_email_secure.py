@@ -5,23 +5,21 @@ is the local FAKE in tests/servers/oauth_fake.py. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 from email.utils import make_msgid
 from typing import Any
 
 import pytest
 
-from hub.config import apply_config, parse_config
 from hub.db.models import ChannelInstance
-from hub.domain import Role
 from hub.wiring.email import EmailChannelConfigError, MailRowConfig, _parse, email_config
 from tests.conftest import Db
-from tests.hub.server import running_hub
-from tests.hub.test_dispatch import AgentSocket, ready
-from tests.servers.dovecot import Dovecot, start_dovecot
+from tests.hub.email_helpers import accepted_mail, apply_mail_center, imap, reply_sent
+from tests.servers.dovecot import Dovecot
 from tests.servers.oauth_fake import CLIENT_ID, CLIENT_SECRET
 from tests.servers.smtpd_server import OAuthHandler, smtp_server
+
+__all__ = ["imap"]  # fixture
 
 HTML_REPLY = (
     "From: Carla Customer <carla@example.org>\r\nTo: {to}\r\nSubject: Broken kettle\r\n"
@@ -33,78 +31,37 @@ HTML_REPLY = (
 )
 
 
-async def test_starttls_and_oauth2_mailbox_end_to_end(db: Db) -> None:
-    imap = start_dovecot()
-    try:
-        await _scenario(db, imap)
-    finally:
-        imap.stop()
-
-
-async def _scenario(db: Db, imap: Dovecot) -> None:
+async def test_starttls_and_oauth2_mailbox_end_to_end(db: Db, imap: Dovecot) -> None:
     user = imap.add_user()
     env = {"MAIL_CLIENT_SECRET": CLIENT_SECRET,
            "MAIL_REFRESH_TOKEN": imap.oauth.refresh_token_for(user)}
     with smtp_server(oauth=imap.oauth, tls="starttls", cert=(imap.tls.cert, imap.tls.key)) as smtp:
-        center = f"""
-skills: [english]
-queues:
-  - name: mail
-    required_skills: [{{skill: english, min_level: 1}}]
-channels:
-  - kind: email
-    name: support
-    address: "{user}"
-    queue: mail
-    config:
-      imap_host: {imap.host}
-      imap_port: {imap.port}
-      imap_security: starttls
-      ca_file: "{imap.tls.ca}"
-      oauth2_token_url: "{imap.oauth.token_url}"
-      oauth2_client_id: {CLIENT_ID}
-      oauth2_client_secret_env: MAIL_CLIENT_SECRET
-      oauth2_refresh_token_env: MAIL_REFRESH_TOKEN
-      poll_interval_s: 0.2
-      smtp_host: {smtp.host}
-      smtp_port: {smtp.port}
-      smtp_security: starttls
-      display_name: Acme Support
-agents:
-  - email: agent@t.test
-    name: Agent
-    skills: {{english: 3}}
-    capacity: {{email: 5}}
-"""
-        await apply_config(db.sessions, parse_config(center), env=env)
-        async with running_hub(db) as hub:
-            assert hub.services.extras["channel_host"].status()["failed"] == {}
-            tok = hub.tokens[Role.AGENT]
-            async with AgentSocket(hub, tok) as agent:
-                await ready(hub, tok)
-                first_id = make_msgid(domain="example.org")
-                imap.append(user, [HTML_REPLY.format(to=user, msgid=first_id).encode()])
-                offer = await agent.next("offer", timeout=20)
-                conv_id = offer["conversation_id"]
-                async with hub.client(token=tok) as c:
-                    assert (await c.post(f"/api/offers/{offer['offer_id']}/accept")
-                            ).status_code == 200
-                    items = (await c.get(f"/api/conversations/{conv_id}/interactions")
-                             ).json()["items"]
-                    [inbound] = [i for i in items if i["kind"] == "message"]
-                    assert inbound["text"] == "The kettle arrived broken."
-                    shown, _, folded = inbound["html"].partition('<details class="ch-quoted">')
-                    assert "arrived broken" in shown and "shipped" not in shown
-                    assert "Your kettle shipped." in folded
-                    r = await c.post(f"/api/conversations/{conv_id}/messages",
-                                     json={"text": "Sorry! A new one is on its way."})
-                    assert r.status_code == 201, r.text
-                    for _ in range(300):
-                        if smtp.handler.messages:
-                            break
-                        await asyncio.sleep(0.05)
-                    [sent] = smtp.handler.messages
-                    assert email.message_from_bytes(sent.content)["In-Reply-To"] == first_id
+        await apply_mail_center(db, user, f"""
+            imap_host: {imap.host}
+            imap_port: {imap.port}
+            imap_security: starttls
+            ca_file: "{imap.tls.ca}"
+            oauth2_token_url: "{imap.oauth.token_url}"
+            oauth2_client_id: {CLIENT_ID}
+            oauth2_client_secret_env: MAIL_CLIENT_SECRET
+            oauth2_refresh_token_env: MAIL_REFRESH_TOKEN
+            poll_interval_s: 0.2
+            smtp_host: {smtp.host}
+            smtp_port: {smtp.port}
+            smtp_security: starttls
+            display_name: Acme Support
+            """, env)
+        first_id = make_msgid(domain="example.org")
+        first = HTML_REPLY.format(to=user, msgid=first_id).encode()
+        async with accepted_mail(db, imap, user, first) as (c, conv_id):
+            items = (await c.get(f"/api/conversations/{conv_id}/interactions")).json()["items"]
+            [inbound] = [i for i in items if i["kind"] == "message"]
+            assert inbound["text"] == "The kettle arrived broken."
+            shown, _, folded = inbound["html"].partition('<details class="ch-quoted">')
+            assert "arrived broken" in shown and "shipped" not in shown
+            assert "Your kettle shipped." in folded
+            sent = await reply_sent(c, conv_id, smtp, polls=300)
+            assert email.message_from_bytes(sent.content)["In-Reply-To"] == first_id
     handler = smtp.handler
     assert isinstance(handler, OAuthHandler) and handler.logins == [user]
     log = imap.log()

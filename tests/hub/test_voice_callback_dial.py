@@ -14,7 +14,6 @@ both backends without Asterisk.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,51 +39,40 @@ from hub.wiring.voice_callbacks import end_attempt
 from hub.wiring.voice_queue_config import callback_attempts
 from tests.conftest import Db
 from tests.hub.server import RunningHub, running_hub
-from tests.hub.test_dispatch import AgentSocket, ready
-from tests.hub.test_voice_hub import (
-    NUMBER,
+from tests.hub.test_dispatch import AgentSocket
+from tests.hub.voice_helpers import (
+    CUSTOMER,
     SQLITE_ONLY,
-    _row,
-    _timeline_after,
+    agent_phone,
+    agent_yaml,
+    apply_voice_center,
+    asterisk_fixture,
     call_events,
+    customer_phone,
+    ready_agent,
+    stored_timeline,
+    voice_center,
     voice_channel,
+    voice_row,
     wait_recording,
     wait_status,
 )
-from tests.servers.asterisk import AsteriskTestbed, asterisk_testbed, make_speech_pcap, start_sipp
+from tests.servers.asterisk import AsteriskTestbed, make_speech_pcap
 
-CUSTOMER = "+14155550199"
-CENTER = """
+asterisk = asterisk_fixture("contacthub-cb")
+
+QUEUES = """
 queues:
   - name: general
     offer_ttl_s: 30
-channels:
-  - kind: voice
-    name: phone-line
-    address: "{number}"
-    queue: general
-    config:
-      ari_url: "{ari_url}"
-      ari_user: "{user}"
-      ari_password_env: ARI_PASSWORD
-      app: "{app}"
-      default_queue: general
-      ring_timeout_s: 5
-      outbound_endpoint: "PJSIP/{{number}}@caller"
-      outbound_ring_timeout_s: 5
-      queue_experience: {{callback_attempts: 2}}
-agents:
-  - email: agent@t.test
-    name: Agent One
-    capacity: {{voice: 1}}
-    voice_endpoint: PJSIP/agent1
 """
-
-
-@pytest.fixture
-def asterisk() -> Iterator[AsteriskTestbed]:
-    with asterisk_testbed(app="contacthub-cb") as tb:
-        yield tb
+LINE = """
+ring_timeout_s: 5
+outbound_endpoint: "PJSIP/{number}@caller"
+outbound_ring_timeout_s: 5
+queue_experience: {callback_attempts: 2}
+"""
+AGENTS = [agent_yaml("agent@t.test", "Agent One")]
 
 
 async def callback_work(db: Db, *, channel_row: bool = True, status: str = "queued",
@@ -108,6 +96,16 @@ async def callback_work(db: Db, *, channel_row: bool = True, status: str = "queu
     return conv.id
 
 
+async def queue_callback(db: Db, hub: RunningHub) -> str:
+    """Callback work made while the hub runs, announced to its router as queued."""
+    conv_id = await callback_work(db)
+    async with db.sessions() as s:
+        conv = await s.get(Conversation, conv_id)
+        assert conv is not None
+        await hub.services.bus.publish([conversation_event("conversation.queued", conv)])
+    return conv_id
+
+
 async def accept_next(hub: RunningHub, sock: AgentSocket, conv_id: str) -> None:
     offer = await sock.next("offer", timeout=15)
     assert offer["conversation_id"] == conv_id, offer
@@ -121,36 +119,26 @@ async def test_accepted_callback_dials_agent_then_customer_busy_retry_then_conne
     db: Db, asterisk: AsteriskTestbed, tmp_path: Path
 ) -> None:
     tb = asterisk
-    text = CENTER.format(number=NUMBER, ari_url=tb.ari_url, user=tb.user, app=tb.app)
-    await apply_config(db.sessions, parse_config(text), env={"ARI_PASSWORD": tb.password})
+    await apply_voice_center(db, tb, queues=QUEUES, line=LINE, agents=AGENTS)
     speech = make_speech_pcap("Hello, you asked us to call you back.", tmp_path / "agent.pcap")
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
         agent_id = hub.agent_ids["agent@t.test"]
-        async with AgentSocket(hub, tok) as sock:
-            await ready(hub, tok)
-            conv_id = await callback_work(db)
-            async with db.sessions() as s:
-                conv = await s.get(Conversation, conv_id)
-                assert conv is not None
-                await hub.services.bus.publish([conversation_event("conversation.queued", conv)])
+        async with ready_agent(hub, tok) as sock:
+            conv_id = await queue_callback(db, hub)
 
             # attempt 1: the agent answers, the customer's line is busy
-            phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"], name="a1",
-                               values={"ring_ms": "200", "speech_pcap": str(speech)})
-            busy = start_sipp(tb, "agent_busy", tmp_path, port=tb.caller_port, name="busy",
-                              values={})  # fmt: skip
+            phone = agent_phone(tb, tmp_path, speech, name="a1")
+            busy = customer_phone(tb, tmp_path, "agent_busy", name="busy")
             await accept_next(hub, sock, conv_id)
             assert await asyncio.to_thread(busy.wait, 20) == 0, busy.errors()
             assert await asyncio.to_thread(phone.wait, 20) == 0, phone.errors()
 
             # back in the queue: offered again; attempt 2 reaches the customer
-            phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"], name="a2",
-                               values={"ring_ms": "200", "speech_pcap": str(speech)})
-            customer = start_sipp(tb, "phone_hangup", tmp_path, port=tb.caller_port, name="cust",
-                                  values={"ring_ms": "500", "speech_pcap": str(speech),
-                                          "talk_ms": "3000"})  # fmt: skip
+            phone = agent_phone(tb, tmp_path, speech, name="a2")
+            customer = customer_phone(tb, tmp_path, "phone_hangup", name="cust", ring_ms="500",
+                                      speech_pcap=str(speech), talk_ms="3000")  # fmt: skip
             await accept_next(hub, sock, conv_id)
             done = await wait_status(hub, conv_id, "resolved", timeout=30)
             rec = await wait_recording(hub, conv_id)
@@ -165,7 +153,7 @@ async def test_accepted_callback_dials_agent_then_customer_busy_retry_then_conne
     assert call["outcome"] == "completed" and call["direction"] == "outbound", call
     assert call["number"] == CUSTOMER and call["talk_s"] > 1.0, call
     assert rec["attachments"][0]["content_type"] == "audio/wav"
-    items = await _timeline_after(db, conv_id)
+    items = await stored_timeline(db, conv_id)
     events = [(e["event"], e.get("callback_attempt") or e.get("reason")) for e in
               call_events(items)]  # fmt: skip
     assert events == [
@@ -224,10 +212,10 @@ def test_callback_attempts_config() -> None:
             callback_attempts({"callback_attempts": bad})
         assert err.value.key == "queue_experience.callback_attempts"
     base = {"ari_url": "http://x/ari", "ari_user": "u", "ari_password": "p"}
-    settings = voice_settings(_row({**base, "queue_experience": {"callback_attempts": 4}}))
+    settings = voice_settings(voice_row({**base, "queue_experience": {"callback_attempts": 4}}))
     assert not hasattr(settings.ivr, "callback_attempts")  # the hub's, not the IVR's
     with pytest.raises(VoiceConfigError):
-        voice_settings(_row({**base, "queue_experience": {"callback_attempts": 0}}))
+        voice_settings(voice_row({**base, "queue_experience": {"callback_attempts": 0}}))
 
 
 @SQLITE_ONLY
@@ -240,7 +228,7 @@ async def test_callback_not_dialable_stays_with_the_agent_and_status_says_not_co
     from tests.servers.asterisk import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/ari"  # nothing listens there
-    text = CENTER.format(number=NUMBER, ari_url=dead, user="u", app="cb-dead")
+    text = voice_center(dead, "u", "cb-dead", queues=QUEUES, line=LINE, agents=AGENTS)
     await apply_config(db.sessions, parse_config(text), env={"ARI_PASSWORD": "x"})
     async with running_hub(db) as hub:
         tok = hub.tokens[Role.AGENT]
@@ -248,16 +236,11 @@ async def test_callback_not_dialable_stays_with_the_agent_and_status_says_not_co
             status = (await c.get("/api/voice/status")).json()
         assert status == {"connected": False, "lines": [
             {"name": "phone-line", "connected": False, "outbound": True}]}, status
-        async with AgentSocket(hub, tok) as sock:
-            await ready(hub, tok)
-            conv_id = await callback_work(db)
-            async with db.sessions() as s:
-                conv = await s.get(Conversation, conv_id)
-                assert conv is not None
-                await hub.services.bus.publish([conversation_event("conversation.queued", conv)])
+        async with ready_agent(hub, tok) as sock:
+            conv_id = await queue_callback(db, hub)
             await accept_next(hub, sock, conv_id)
             async with asyncio.timeout(10):
-                while not (events := call_events(await _timeline_after(db, conv_id))):
+                while not (events := call_events(await stored_timeline(db, conv_id))):
                     await asyncio.sleep(0.1)
             conv_now = await wait_status(hub, conv_id, "assigned")
     assert events == [{"event": "callback_not_dialled", "reason": "voice_not_connected"}], events

@@ -7,7 +7,6 @@ endpoint stands in for the trunk, and a sipp phone on its port is the customer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,50 +17,31 @@ from hub.db.models import Contact, ContactAddress
 from hub.domain import Role
 from hub.ids import new_id
 from tests.conftest import Db
-from tests.hub.server import RunningHub, running_hub
-from tests.hub.test_dispatch import AgentSocket, login, ready
-from tests.hub.test_voice_hub import (
+from tests.hub.server import running_hub
+from tests.hub.test_dispatch import login
+from tests.hub.voice_helpers import (
     CALLER,
+    CUSTOMER,
     NUMBER,
-    _timeline_after,
+    SQLITE_ONLY,
+    agent_phone,
+    asterisk_fixture,
     call_events,
     conversation,
+    customer_phone,
+    dial,
+    ready_agent,
+    setup_outbound,
+    silent_phone,
+    stored_timeline,
     voice_channel,
+    wait_call_state,
     wait_recording,
     wait_status,
 )
-from tests.servers.asterisk import AsteriskTestbed, asterisk_testbed, make_speech_pcap, start_sipp
+from tests.servers.asterisk import AsteriskTestbed, make_speech_pcap
 
-CUSTOMER = "+14155550199"
-SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-
-CENTER = """
-queues:
-  - name: general
-    offer_ttl_s: 20
-channels:
-  - kind: voice
-    name: phone-line
-    address: "{number}"
-    queue: general
-    config:
-      ari_url: "{ari_url}"
-      ari_user: "{user}"
-      ari_password_env: ARI_PASSWORD
-      app: "{app}"
-      default_queue: general
-      ring_timeout_s: 3
-      outbound_endpoint: "PJSIP/{{number}}@caller"
-      outbound_ring_timeout_s: 5
-agents:
-  - email: agent@t.test
-    name: Agent One
-    capacity: {{voice: 1, webchat: 2}}
-    voice_endpoint: PJSIP/agent1
-  - email: agent2@t.test
-    name: Agent Two
-    capacity: {{voice: 1}}
-"""
+asterisk = asterisk_fixture("contacthub-c2c")
 
 
 @pytest.fixture(scope="module")
@@ -75,50 +55,21 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture
-def asterisk() -> Iterator[AsteriskTestbed]:
-    with asterisk_testbed(app="contacthub-c2c") as tb:
-        yield tb
-
-
-async def setup(db: Db, tb: AsteriskTestbed) -> str:
-    """Apply the center and make a contact with the customer's number; returns its id."""
-    from hub.config import apply_config, parse_config
-
-    text = CENTER.format(number=NUMBER, ari_url=tb.ari_url, user=tb.user, app=tb.app)
-    await apply_config(db.sessions, parse_config(text), env={"ARI_PASSWORD": tb.password})
-    async with db.sessions() as s, s.begin():
-        contact = Contact(id=new_id("contact"), name="Dana")
-        s.add(contact)
-        s.add(ContactAddress(id=new_id("address"), contact_id=contact.id, kind="phone",
-                             value=CUSTOMER))  # fmt: skip
-    return contact.id
-
-
-async def dial(hub: RunningHub, token: str, **body: object) -> tuple[int, dict[str, object]]:
-    async with hub.client(token=token) as c:
-        r = await c.post("/api/calls", json=body)
-    return r.status_code, r.json()
-
-
 @SQLITE_ONLY
 async def test_click_to_call_agent_then_customer_recorded_agent_busy_meanwhile(
     db: Db, asterisk: AsteriskTestbed, speech: dict[str, Path], tmp_path: Path
 ) -> None:
     tb = asterisk
-    contact_id = await setup(db, tb)
-    agent_phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
-                             values={"ring_ms": "300", "speech_pcap": str(speech["agent"])})
-    customer = start_sipp(tb, "phone_hangup", tmp_path, port=tb.caller_port,
-                          values={"ring_ms": "800", "speech_pcap": str(speech["customer"]),
-                                  "talk_ms": "5000"})  # fmt: skip
+    contact_id = await setup_outbound(db, tb)
+    phone = agent_phone(tb, tmp_path, speech["agent"], ring_ms=300)
+    customer = customer_phone(tb, tmp_path, "phone_hangup", ring_ms="800",
+                              speech_pcap=str(speech["customer"]), talk_ms="5000")
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
         agent_id = hub.agent_ids["agent@t.test"]
         t2 = await login(hub, "agent2@t.test")
-        async with AgentSocket(hub, tok) as sock:
-            await ready(hub, tok)
+        async with ready_agent(hub, tok) as sock:
             # what is refused before any phone rings
             assert (await dial(hub, hub.tokens[Role.QA], number=CUSTOMER))[0] == 403
             status, err = await dial(hub, tok, number="12")
@@ -140,13 +91,7 @@ async def test_click_to_call_agent_then_customer_recorded_agent_busy_meanwhile(
             view = dispatcher.router.agent(agent_id)
             assert ("voice", 1) in view.held  # the router counts the call
 
-            async with asyncio.timeout(15):  # both answered: connected
-                while True:
-                    async with hub.client(token=tok) as c:
-                        live = (await c.get(f"/api/calls/{conv_id}")).json()
-                    if live.get("state") == "connected":
-                        break
-                    await asyncio.sleep(0.2)
+            await wait_call_state(hub, tok, conv_id, "connected")  # both answered
             status, err = await dial(hub, tok, number=CUSTOMER)
             assert status == 409 and err["code"] == "agent_busy", err
             # an inbound call arriving now is not offered to the agent on the phone
@@ -165,13 +110,13 @@ async def test_click_to_call_agent_then_customer_recorded_agent_busy_meanwhile(
             async with hub.client(token=tok) as c:
                 wav = await c.get(f"/api/media/{rec['attachments'][0]['sha256']}")
     assert await asyncio.to_thread(customer.wait, 10) == 0, customer.errors()
-    assert await asyncio.to_thread(agent_phone.wait, 10) == 0, agent_phone.errors()
+    assert await asyncio.to_thread(phone.wait, 10) == 0, phone.errors()
     call = done["attributes"]["call"]
     assert call["outcome"] == "completed" and call["end_reason"] == "customer_hangup", call
     assert call["direction"] == "outbound" and call["number"] == CUSTOMER
     assert 3.0 < call["talk_s"] < 9.0, call
     assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
-    items = await _timeline_after(db, conv_id)
+    items = await stored_timeline(db, conv_id)
     assert items[0]["kind"] == "call" and items[0]["direction"] == "outbound"
     events = [e["event"] for e in call_events(items)]
     assert events == ["dialing", "agent_answered", "answered", "ended"], events
@@ -185,7 +130,7 @@ async def test_agent_no_answer_then_customer_busy_are_recorded_outcomes(
     db: Db, asterisk: AsteriskTestbed, speech: dict[str, Path], tmp_path: Path
 ) -> None:
     tb = asterisk
-    contact_id = await setup(db, tb)
+    contact_id = await setup_outbound(db, tb)
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
@@ -199,16 +144,14 @@ async def test_agent_no_answer_then_customer_busy_are_recorded_outcomes(
                             json={"presence": "not_ready", "reason": "outbound"})
             assert r.status_code == 200, r.text
 
-        silent = start_sipp(tb, "agent_noanswer", tmp_path, port=tb.agent_ports["agent1"],
-                            values={})
+        silent = silent_phone(tb, tmp_path)
         status, first = await dial(hub, tok, number=CUSTOMER, contact_id=contact_id)
         assert status == 201, first
         missed = await wait_status(hub, str(first["conversation_id"]), "resolved", timeout=15)
         assert await asyncio.to_thread(silent.wait, 10) == 0, silent.errors()
 
-        phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
-                           values={"ring_ms": "200", "speech_pcap": str(speech["agent"])})
-        busy = start_sipp(tb, "agent_busy", tmp_path, port=tb.caller_port, values={})
+        phone = agent_phone(tb, tmp_path, speech["agent"])
+        busy = customer_phone(tb, tmp_path, "agent_busy")
         status, second = await dial(hub, tok, number=CUSTOMER)
         assert status == 201, second
         refused = await wait_status(hub, str(second["conversation_id"]), "resolved", timeout=15)
@@ -217,10 +160,10 @@ async def test_agent_no_answer_then_customer_busy_are_recorded_outcomes(
     assert missed["attributes"]["call"]["outcome"] == "agent_noanswer", missed["attributes"]
     assert refused["attributes"]["call"]["outcome"] == "customer_busy", refused["attributes"]
     assert refused["contact_id"] == contact_id  # found by the number
-    first_events = call_events(await _timeline_after(db, str(first["conversation_id"])))
+    first_events = call_events(await stored_timeline(db, str(first["conversation_id"])))
     assert [e["event"] for e in first_events] == ["dialing", "ended"]
     assert first_events[-1]["reason"] == "agent_noanswer"
-    second_events = call_events(await _timeline_after(db, str(second["conversation_id"])))
+    second_events = call_events(await stored_timeline(db, str(second["conversation_id"])))
     assert [e["event"] for e in second_events] == ["dialing", "agent_answered", "ended"]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,155 +18,42 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import Address, AddressKind, ChannelKind, Inbound, InboundKind
-from channels.voice import VoiceChannel
-from hub.actions.log import interaction_dict
-from hub.channel_host import ChannelHost
 from hub.config import apply_config, parse_config
-from hub.db.models import ChannelInstance, Conversation, Interaction, Offer
+from hub.db.models import Conversation, Offer
 from hub.dispatch.early import EarlyOffer
 from hub.domain import Role
 from hub.wiring.voice import VoiceConfigError, voice_settings
 from hub.wiring.voice_calls import VoiceCalls
 from tests.conftest import Db
-from tests.hub.server import RunningHub, running_hub
+from tests.hub.server import running_hub
 from tests.hub.test_dispatch import AgentSocket, login, ready
-from tests.servers.asterisk import (
-    AsteriskTestbed,
-    asterisk_testbed,
-    dtmf_pcap,
-    make_speech_pcap,
-    start_sipp,
-    wav_rms,
+from tests.hub.voice_helpers import (
+    CALLER,
+    NUMBER,
+    SQLITE_ONLY,
+    agent_phone,
+    asterisk_fixture,
+    call_events,
+    call_in,
+    caller_values,
+    conversation,
+    ready_agent,
+    setup_center,
+    silent_phone,
+    speech_fixture,
+    stored_timeline,
+    voice_channel,
+    voice_row,
+    wait_recording,
+    wait_ringing,
+    wait_status,
 )
+from tests.servers.asterisk import AsteriskTestbed, wav_rms
 
-NUMBER = "+14155550100"
-CALLER = "+14155550123"
-SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-
-CENTER = """
-skills: [english]
-queues:
-  - name: general
-  - name: sales
-    required_skills: [{{skill: english}}]
-    offer_ttl_s: 20
-channels:
-  - kind: voice
-    name: phone-line
-    address: "{number}"
-    queue: general
-    config:
-      ari_url: "{ari_url}"
-      ari_user: "{user}"
-      ari_password_env: ARI_PASSWORD
-      app: "{app}"
-      default_queue: general
-      ring_timeout_s: 4
-      menu:
-        prompts: ["sound:demo-congrats"]
-        options: {{"1": {{label: sales, queue: sales}}}}
-        fallback_queue: general
-        timeout_s: 3
-        max_tries: 2
-routing_rules:
-  - name: ivr-sales
-    when: {{channel: voice, metadata: {{queue: sales}}}}
-    queue: sales
-agents:
-  - email: agent@t.test
-    name: Agent One
-    skills: {{english: 3}}
-    capacity: {{voice: 1}}
-    {endpoint1}
-  - email: agent2@t.test
-    name: Agent Two
-    skills: {{english: 3}}
-    capacity: {{voice: 1}}
-    {endpoint2}
-"""
+asterisk = asterisk_fixture("contacthub-hub")
 
 
-@pytest.fixture(scope="module")
-def agent_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("voice-hub")
-    return make_speech_pcap("Thank you for calling sales, how can I help you today?",
-                            d / "agent.pcap")  # fmt: skip
-
-
-@pytest.fixture
-def asterisk() -> Iterator[AsteriskTestbed]:
-    with asterisk_testbed(app="contacthub-hub") as tb:
-        yield tb
-
-
-async def setup_center(db: Db, tb: AsteriskTestbed, *, agent2_phone: bool = True) -> None:
-    text = CENTER.format(
-        number=NUMBER, ari_url=tb.ari_url, user=tb.user, app=tb.app,
-        endpoint1="voice_endpoint: PJSIP/agent1",
-        endpoint2="voice_endpoint: PJSIP/agent2" if agent2_phone else "",
-    )  # fmt: skip
-    await apply_config(db.sessions, parse_config(text), env={"ARI_PASSWORD": tb.password})
-
-
-async def voice_channel(hub: RunningHub) -> VoiceChannel:
-    host = hub.services.extras["channel_host"]
-    assert isinstance(host, ChannelHost)
-    assert not host.failed, host.failed
-    channel = host.channels["voice"]
-    assert isinstance(channel, VoiceChannel)
-    async with asyncio.timeout(10):
-        await channel.connected.wait()
-    return channel
-
-
-def caller_values(speech: Path | None = None, **extra: str) -> dict[str, str]:
-    values = {
-        "caller_number": CALLER,
-        "dtmf_delay_ms": "1200",
-        "dtmf_pcap": str(dtmf_pcap("1")),
-        "wait_bye_ms": "60000",
-        "abandon_ms": "3000",
-    }
-    if speech is not None:
-        values["speech_pcap"] = str(speech)
-    values.update(extra)
-    return values
-
-
-async def conversation(hub: RunningHub, conv_id: str) -> dict[str, Any]:
-    async with hub.client(Role.SUPERVISOR) as c:
-        r = await c.get(f"/api/conversations/{conv_id}")
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-
-async def wait_status(
-    hub: RunningHub, conv_id: str, status: str, timeout: float = 20
-) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while (conv := await conversation(hub, conv_id))["status"] != status:
-            await asyncio.sleep(0.1)
-    return conv
-
-
-async def timeline(hub: RunningHub, conv_id: str) -> list[dict[str, Any]]:
-    async with hub.client(Role.SUPERVISOR) as c:
-        r = await c.get(f"/api/conversations/{conv_id}/interactions")
-        assert r.status_code == 200, r.text
-        return list(r.json()["items"])
-
-
-def call_events(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [i["payload"]["call"] for i in items if "call" in i["payload"]]
-
-
-async def wait_recording(hub: RunningHub, conv_id: str, timeout: float = 20) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            for item in await timeline(hub, conv_id):
-                if item["attachments"] and item["payload"]["metadata"].get("event") == "recording":
-                    return item
-            await asyncio.sleep(0.2)
+agent_speech = speech_fixture("Thank you for calling sales, how can I help you today?")
 
 
 @SQLITE_ONLY
@@ -176,23 +62,15 @@ async def test_ivr_to_queue_agent_phone_answers_assigned_caller_hangs_up_recordi
 ) -> None:
     tb = asterisk
     await setup_center(db, tb)
-    phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
-                       values={"ring_ms": "300", "speech_pcap": str(agent_speech)})  # fmt: skip
+    phone = agent_phone(tb, tmp_path, agent_speech, ring_ms=300)
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
         agent_id = hub.agent_ids["agent@t.test"]
-        async with AgentSocket(hub, tok) as sock:
-            await ready(hub, tok)
+        async with ready_agent(hub, tok) as sock:
             t0 = time.monotonic()
-            caller = start_sipp(
-                tb,
-                "caller_abandon",
-                tmp_path,
-                port=tb.caller_port,
-                values=caller_values(abandon_ms="7000"),
-                call_to="100",
-            )
+            caller = call_in(tb, tmp_path, caller_values(abandon_ms="7000"),
+                             scenario="caller_abandon")  # fmt: skip
             offer = await sock.next("offer", timeout=15)
             t_offer = time.monotonic() - t0
             conv_id = offer["conversation_id"]
@@ -224,7 +102,7 @@ async def test_ivr_to_queue_agent_phone_answers_assigned_caller_hangs_up_recordi
     rms = wav_rms(path)
     assert rms > 0.01, "the call recording in the timeline is silent"
 
-    items = await _timeline_after(db, conv_id)
+    items = await stored_timeline(db, conv_id)
     kinds = [i["kind"] for i in items]
     assert kinds[0] == "call" and items[0]["payload"]["metadata"]["ivr_path"] == ["sales"]
     assert kinds.index("offer") < kinds.index("assignment")
@@ -241,28 +119,14 @@ async def test_ivr_to_queue_agent_phone_answers_assigned_caller_hangs_up_recordi
     )
 
 
-async def _timeline_after(db: Db, conv_id: str) -> list[dict[str, Any]]:
-    """The stored timeline, read straight from the database once the hub stopped."""
-    async with db.sessions() as s:
-        rows = (
-            await s.execute(
-                select(Interaction)
-                .where(Interaction.conversation_id == conv_id)
-                .order_by(Interaction.seq)
-            )
-        ).scalars()
-        return [interaction_dict(r) for r in rows]
-
-
 @SQLITE_ONLY
 async def test_first_agent_phone_does_not_answer_second_agent_gets_the_call(
     db: Db, asterisk: AsteriskTestbed, agent_speech: Path, tmp_path: Path
 ) -> None:
     tb = asterisk
     await setup_center(db, tb)
-    silent = start_sipp(tb, "agent_noanswer", tmp_path, port=tb.agent_ports["agent1"], values={})
-    phone2 = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent2"],
-                        values={"ring_ms": "200", "speech_pcap": str(agent_speech)})  # fmt: skip
+    silent = silent_phone(tb, tmp_path)
+    phone2 = agent_phone(tb, tmp_path, agent_speech, line="agent2")
     async with running_hub(db) as hub:
         await voice_channel(hub)
         t1, t2 = hub.tokens[Role.AGENT], await login(hub, "agent2@t.test")
@@ -271,8 +135,7 @@ async def test_first_agent_phone_does_not_answer_second_agent_gets_the_call(
             await ready(hub, t1)  # ready first: longest idle, so offered first
             await asyncio.sleep(0.05)
             await ready(hub, t2)
-            caller = start_sipp(tb, "caller", tmp_path, port=tb.caller_port,
-                                values=caller_values(agent_speech), call_to="100")  # fmt: skip
+            caller = call_in(tb, tmp_path, caller_values(agent_speech))
             first = await s1.next("offer", timeout=15)
             t = time.monotonic()
             second = await s2.next("offer", timeout=15)
@@ -299,7 +162,7 @@ async def test_first_agent_phone_does_not_answer_second_agent_gets_the_call(
     assert silent.wait(10) == 0, silent.errors()  # saw the CANCEL of the unanswered ring
     assert phone2.wait(10) == 0, phone2.errors()
     assert caller.wait(10) == 0, caller.errors()
-    events = call_events(await _timeline_after(db, conv_id))
+    events = call_events(await stored_timeline(db, conv_id))
     summary = [(e["event"], e.get("agent_id"), e.get("reason")) for e in events]
     assert summary == [
         ("agent_failed", a1, "noanswer"),
@@ -319,16 +182,9 @@ async def test_agent_without_phone_is_not_rung_and_caller_abandons_in_queue(
     async with running_hub(db) as hub:
         channel = await voice_channel(hub)
         t2 = await login(hub, "agent2@t.test")
-        async with AgentSocket(hub, t2) as sock:
-            await ready(hub, t2)
-            caller = start_sipp(
-                tb,
-                "caller_abandon",
-                tmp_path,
-                port=tb.caller_port,
-                values=caller_values(abandon_ms="3500"),
-                call_to="100",
-            )
+        async with ready_agent(hub, t2) as sock:
+            caller = call_in(tb, tmp_path, caller_values(abandon_ms="3500"),
+                             scenario="caller_abandon")  # fmt: skip
             offer = await sock.next("offer", timeout=15)
             conv_id = offer["conversation_id"]
             done = await wait_status(hub, conv_id, "resolved")
@@ -339,7 +195,7 @@ async def test_agent_without_phone_is_not_rung_and_caller_abandons_in_queue(
     assert 3.0 <= call["wait_s"] < 10, call
     assert done["assignee_id"] is None
     assert channel.calls() == {}
-    items = await _timeline_after(db, conv_id)
+    items = await stored_timeline(db, conv_id)
     assert [(e["event"], e["reason"]) for e in call_events(items)] == [
         ("not_rung", "no_voice_endpoint")
     ]
@@ -357,26 +213,17 @@ async def test_revoked_offer_stops_the_ringing_phone(
     once and the hub cancels the ring (the phone sees CANCEL long before the 4 s ring timeout)."""
     tb = asterisk
     await setup_center(db, tb)
-    silent = start_sipp(tb, "agent_noanswer", tmp_path, port=tb.agent_ports["agent1"], values={})
+    silent = silent_phone(tb, tmp_path)
     async with running_hub(db) as hub:
         channel = await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
         sock = AgentSocket(hub, tok)
         await sock.__aenter__()
         await ready(hub, tok)
-        caller = start_sipp(
-            tb,
-            "caller_abandon",
-            tmp_path,
-            port=tb.caller_port,
-            values=caller_values(abandon_ms="6000"),
-            call_to="100",
-        )
+        caller = call_in(tb, tmp_path, caller_values(abandon_ms="6000"), scenario="caller_abandon")
         offer = await sock.next("offer", timeout=15)
         conv_id = offer["conversation_id"]
-        async with asyncio.timeout(5):  # the phone is ringing
-            while not any(c.state.value == "offering" for c in channel.calls().values()):
-                await asyncio.sleep(0.05)
+        await wait_ringing(channel)
         t = time.monotonic()
         await sock.__aexit__()
         await asyncio.to_thread(silent.wait, 10)
@@ -388,7 +235,7 @@ async def test_revoked_offer_stops_the_ringing_phone(
         done = await wait_status(hub, conv_id, "resolved")
     assert caller.wait(10) == 0, caller.errors()
     assert done["attributes"]["call"]["outcome"] == "abandoned"
-    events = call_events(await _timeline_after(db, conv_id))
+    events = call_events(await stored_timeline(db, conv_id))
     assert [(e["event"], e["reason"]) for e in events] == [("agent_failed", "revoked")]
 
 
@@ -403,8 +250,7 @@ async def test_queued_call_gone_from_asterisk_is_resolved_not_offered_forever(
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
-        async with AgentSocket(hub, tok) as sock:
-            await ready(hub, tok)
+        async with ready_agent(hub, tok) as sock:
             receipt = await hub.services.ingestor(Inbound(
                 channel=ChannelKind.VOICE, channel_id=NUMBER, external_id="1700000000.42",
                 sender=Address(AddressKind.PHONE, CALLER), kind=InboundKind.CALL,
@@ -418,17 +264,13 @@ async def test_queued_call_gone_from_asterisk_is_resolved_not_offered_forever(
     assert done["assignee_id"] is None
 
 
-def _row(config: dict[str, Any]) -> ChannelInstance:
-    return ChannelInstance(id="ch_x", kind="voice", name="line", address=NUMBER, config=config)
-
-
 def test_voice_config_errors_name_the_key() -> None:
     good: dict[str, Any] = {
         "ari_url": "http://127.0.0.1:8088/ari",
         "ari_user": "u",
         "ari_password": "p",
     }
-    settings = voice_settings(_row(good))
+    settings = voice_settings(voice_row(good))
     assert settings.channel_id == NUMBER and settings.app == "contacthub"
     assert settings.ivr.menu is None and settings.ring_timeout == 15
     cases: list[tuple[dict[str, Any], str]] = [
@@ -441,7 +283,7 @@ def test_voice_config_errors_name_the_key() -> None:
     ]
     for bad, key in cases:
         with pytest.raises(VoiceConfigError) as err:
-            voice_settings(_row(bad))
+            voice_settings(voice_row(bad))
         assert err.value.key == key, (bad, err.value)
 
 
@@ -471,13 +313,12 @@ async def test_ring_started_before_the_offer_was_saved_is_cancelled_when_it_was_
     stays queued on music on hold, nothing is declined, and the timeline says why it rang."""
     tb = asterisk
     await setup_center(db, tb)
-    silent = start_sipp(tb, "agent_noanswer", tmp_path, port=tb.agent_ports["agent1"], values={})
+    silent = silent_phone(tb, tmp_path)
     async with running_hub(db) as hub:
         channel = await voice_channel(hub)
         calls = hub.services.extras["voice.calls"]
         assert isinstance(calls, VoiceCalls)
-        caller = start_sipp(tb, "caller_abandon", tmp_path, port=tb.caller_port,
-                            values=caller_values(abandon_ms="6000"), call_to="100")  # fmt: skip
+        caller = call_in(tb, tmp_path, caller_values(abandon_ms="6000"), scenario="caller_abandon")
         async with asyncio.timeout(10):  # queued, and nobody is ready: the router waits
             while True:
                 async with db.sessions() as s:
@@ -491,9 +332,7 @@ async def test_ring_started_before_the_offer_was_saved_is_cancelled_when_it_was_
         agent_id = hub.agent_ids["agent@t.test"]
         calls.on_early_offer(EarlyOffer("offer_unsaved", agent_id, conv.id, time.time() + 20,
                                         "PJSIP/agent1", saved))  # fmt: skip
-        async with asyncio.timeout(5):  # the phone is ringing
-            while not any(c.state.value == "offering" for c in channel.calls().values()):
-                await asyncio.sleep(0.05)
+        await wait_ringing(channel)
         saved.set_result(False)
         await asyncio.to_thread(silent.wait, 10)
         assert silent.proc.returncode == 0, silent.errors()  # it saw the CANCEL
@@ -502,7 +341,7 @@ async def test_ring_started_before_the_offer_was_saved_is_cancelled_when_it_was_
         done = await wait_status(hub, conv.id, "resolved")
     assert caller.wait(10) == 0, caller.errors()
     assert done["attributes"]["call"]["outcome"] == "abandoned"
-    items = await _timeline_after(db, conv.id)
+    items = await stored_timeline(db, conv.id)
     assert [(e["event"], e["reason"], e["offer_id"]) for e in call_events(items)] == [
         ("agent_failed", "offer_not_saved", "offer_unsaved")
     ]

@@ -8,17 +8,9 @@ from __future__ import annotations
 from playwright.async_api import Browser, Response, expect
 from sqlalchemy import select
 
-from hub.db.models import (
-    Agent,
-    Assignment,
-    Contact,
-    ContactAddress,
-    Conversation,
-    Queue,
-    User,
-)
-from hub.ids import new_id
+from hub.db.models import Agent, User
 from tests.conftest import Db
+from tests.hub.voice_helpers import add_contact, assigned_conversation
 from tests.widget.inbox_helpers import (
     HubServer,
     browser_fixture,  # noqa: F401  (fixture "browser")
@@ -31,20 +23,9 @@ from tests.widget.inbox_helpers import (
 
 async def call_conversation(db: Db, agent_id: str) -> str:
     """A queued-then-assigned voice conversation with a caller who has a phone number."""
-    async with db.sessions() as s, s.begin():
-        queue = (await s.execute(select(Queue.id).where(Queue.name == "support"))).scalar_one()
-        contact = Contact(id=new_id("contact"), name="Dana")
-        s.add(contact)
-        await s.flush()
-        s.add(ContactAddress(id=new_id("address"), contact_id=contact.id, kind="phone",
-                             value="+14155550199"))  # fmt: skip
-        conv = Conversation(id=new_id("conversation"), contact_id=contact.id, channel="voice",
-                            queue_id=queue, status="assigned", assignee_id=agent_id,
-                            subject="Call from +14155550199")  # fmt: skip
-        s.add(conv)
-        await s.flush()
-        s.add(Assignment(id=new_id("assignment"), conversation_id=conv.id, agent_id=agent_id))
-    return conv.id
+    contact_id = await add_contact(db)
+    return await assigned_conversation(db, contact_id, agent_id, channel="voice",
+                                       queue="support", subject="Call from +14155550199")
 
 
 async def test_call_conversation_in_a_hub_without_voice_logs_no_console_error(

@@ -10,28 +10,32 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-from sqlalchemy import update
-
-from hub.db.models import Agent
 from hub.domain import Role
 from tests.conftest import Db
 from tests.hub.server import running_hub
-from tests.hub.test_dispatch import AgentSocket, ready
-from tests.hub.test_voice_click_to_call import CUSTOMER, asterisk, dial, setup, speech
-from tests.hub.test_voice_hub import (
-    _timeline_after,
+from tests.hub.test_dispatch import ready
+from tests.hub.test_voice_click_to_call import asterisk, speech
+from tests.hub.voice_helpers import (
+    CUSTOMER,
+    SQLITE_ONLY,
+    agent_phone,
     call_events,
+    call_in,
     caller_values,
+    customer_phone,
+    dial,
+    ready_agent,
+    set_voice_endpoint,
     setup_center,
+    setup_outbound,
+    stored_timeline,
     voice_channel,
+    wait_call_state,
     wait_status,
 )
-from tests.servers.asterisk import AsteriskTestbed, start_sipp
+from tests.servers.asterisk import AsteriskTestbed
 
 __all__ = ["asterisk", "speech"]  # fixtures shared with the click-to-call tests
-
-SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 
 
 @SQLITE_ONLY
@@ -39,13 +43,11 @@ async def test_supervisor_listens_whispers_barges_and_stops_only_supervisors_may
     db: Db, asterisk: AsteriskTestbed, speech: dict[str, Path], tmp_path: Path
 ) -> None:
     tb = asterisk
-    await setup(db, tb)
-    agent_phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
-                             values={"ring_ms": "100", "speech_pcap": str(speech["agent"])})
-    customer = start_sipp(tb, "agent", tmp_path, port=tb.caller_port, name="customer",
-                          values={"ring_ms": "100", "speech_pcap": str(speech["customer"])})
-    sup_phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent2"], name="sup",
-                           values={"ring_ms": "200", "speech_pcap": str(speech["agent"])})
+    await setup_outbound(db, tb)
+    phone = agent_phone(tb, tmp_path, speech["agent"], ring_ms=100)
+    customer = customer_phone(tb, tmp_path, "agent", name="customer", ring_ms="100",
+                              speech_pcap=str(speech["customer"]))
+    sup_phone = agent_phone(tb, tmp_path, speech["agent"], line="agent2", name="sup")
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok, sup = hub.tokens[Role.AGENT], hub.tokens[Role.SUPERVISOR]
@@ -55,12 +57,7 @@ async def test_supervisor_listens_whispers_barges_and_stops_only_supervisors_may
         assert status == 201, out
         conv_id = str(out["conversation_id"])
         url = f"/api/calls/{conv_id}/monitor"
-        async with asyncio.timeout(15):
-            while True:
-                async with hub.client(token=tok) as c:
-                    if (await c.get(f"/api/calls/{conv_id}")).json().get("state") == "connected":
-                        break
-                await asyncio.sleep(0.2)
+        await wait_call_state(hub, tok, conv_id, "connected")
 
         for role in (Role.AGENT, Role.QA):  # agents never listen in on each other
             async with hub.client(role) as c:
@@ -69,9 +66,7 @@ async def test_supervisor_listens_whispers_barges_and_stops_only_supervisors_may
         async with hub.client(token=sup) as c:
             r = await c.post(url, json={"mode": "listen"})  # the supervisor has no phone yet
             assert r.status_code == 409 and r.json()["code"] == "no_voice_endpoint", r.text
-        async with db.sessions() as s, s.begin():
-            await s.execute(update(Agent).where(Agent.id == sup_agent)
-                            .values(voice_endpoint="PJSIP/agent2"))  # fmt: skip
+        await set_voice_endpoint(db, sup_agent, "PJSIP/agent2")
         async with hub.client(token=sup) as c:
             r = await c.post(url, json={"mode": "shout"})
             assert r.status_code == 422, r.text
@@ -93,10 +88,10 @@ async def test_supervisor_listens_whispers_barges_and_stops_only_supervisors_may
             assert (await c.get(f"/api/calls/{conv_id}")).json()["state"] == "connected"
             assert (await c.post(f"/api/calls/{conv_id}/hangup")).status_code == 200
         done = await wait_status(hub, conv_id, "resolved")
-    for phone in (agent_phone, customer):
-        assert await asyncio.to_thread(phone.wait, 10) == 0, phone.errors()
+    for p in (phone, customer):
+        assert await asyncio.to_thread(p.wait, 10) == 0, p.errors()
     assert done["attributes"]["call"]["end_reason"] == "hub"
-    events = call_events(await _timeline_after(db, conv_id))
+    events = call_events(await stored_timeline(db, conv_id))
     summary = [(e["event"], e.get("mode"), e.get("supervisor_id")) for e in events
                if e["event"].startswith("monitor")]  # fmt: skip
     assert summary == [
@@ -116,21 +111,16 @@ async def test_supervisor_listens_to_an_inbound_call_until_the_caller_hangs_up(
 ) -> None:
     tb = asterisk
     await setup_center(db, tb)
-    agent_phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
-                             values={"ring_ms": "100", "speech_pcap": str(speech["agent"])})
-    sup_phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent2"], name="sup",
-                           values={"ring_ms": "100", "speech_pcap": str(speech["agent"])})
+    phone = agent_phone(tb, tmp_path, speech["agent"], ring_ms=100)
+    sup_phone = agent_phone(tb, tmp_path, speech["agent"], line="agent2", ring_ms=100, name="sup")
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok, sup = hub.tokens[Role.AGENT], hub.tokens[Role.SUPERVISOR]
         sup_agent = hub.agent_ids["sup@t.test"]
-        async with db.sessions() as s, s.begin():
-            await s.execute(update(Agent).where(Agent.id == sup_agent)
-                            .values(voice_endpoint="PJSIP/agent2"))  # fmt: skip
-        async with AgentSocket(hub, tok) as sock:
-            await ready(hub, tok)
-            caller = start_sipp(tb, "caller_abandon", tmp_path, port=tb.caller_port,
-                                values=caller_values(abandon_ms="9000"), call_to="100")
+        await set_voice_endpoint(db, sup_agent, "PJSIP/agent2")
+        async with ready_agent(hub, tok) as sock:
+            caller = call_in(tb, tmp_path, caller_values(abandon_ms="9000"),
+                             scenario="caller_abandon")  # fmt: skip
             assigned = await sock.next("conversation.assigned", timeout=20)
             conv_id = assigned["id"]
             async with hub.client(token=sup) as c:
@@ -143,8 +133,8 @@ async def test_supervisor_listens_to_an_inbound_call_until_the_caller_hangs_up(
             async with hub.client(token=sup) as c, asyncio.timeout(5):
                 while (await c.get(f"/api/calls/{conv_id}/monitor")).status_code != 404:
                     await asyncio.sleep(0.1)
-    assert await asyncio.to_thread(agent_phone.wait, 10) == 0, agent_phone.errors()
-    events = call_events(await _timeline_after(db, conv_id))
+    assert await asyncio.to_thread(phone.wait, 10) == 0, phone.errors()
+    events = call_events(await stored_timeline(db, conv_id))
     monitoring = [(e["event"], e.get("mode"), e.get("reason")) for e in events
                   if e["event"].startswith("monitor")]  # fmt: skip
     assert monitoring == [("monitor_started", "listen", None),

@@ -11,36 +11,29 @@ import asyncio
 import re
 from pathlib import Path
 
-import pytest
 from playwright.async_api import Browser, expect
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from hub.db.models import Agent, Assignment, Conversation, Queue
+from hub.db.models import Conversation
 from hub.domain import Role
-from hub.ids import new_id
 from tests.conftest import Db
 from tests.hub.server import running_hub
-from tests.hub.test_voice_click_to_call import asterisk, setup, speech
-from tests.hub.test_voice_hub import _timeline_after, call_events, voice_channel
-from tests.servers.asterisk import AsteriskTestbed, start_sipp
+from tests.hub.test_voice_click_to_call import asterisk, speech
+from tests.hub.voice_helpers import (
+    SQLITE_ONLY,
+    agent_phone,
+    assigned_conversation,
+    call_events,
+    customer_phone,
+    set_voice_endpoint,
+    setup_outbound,
+    stored_timeline,
+    voice_channel,
+)
+from tests.servers.asterisk import AsteriskTestbed
 from tests.widget.inbox_helpers import browser_fixture, open_inbox
 
 __all__ = ["asterisk", "browser_fixture", "speech"]  # fixtures
-
-SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-
-
-async def open_case(db: Db, contact_id: str, agent_id: str) -> str:
-    """An SMS conversation with Dana already assigned to the agent (what they work on)."""
-    async with db.sessions() as s, s.begin():
-        queue = (await s.execute(select(Queue.id).where(Queue.name == "general"))).scalar_one()
-        conv = Conversation(id=new_id("conversation"), contact_id=contact_id, channel="sms",
-                            queue_id=queue, status="assigned", assignee_id=agent_id,
-                            subject="Where is my order?")  # fmt: skip
-        s.add(conv)
-        await s.flush()
-        s.add(Assignment(id=new_id("assignment"), conversation_id=conv.id, agent_id=agent_id))
-    return conv.id
 
 
 @SQLITE_ONLY
@@ -49,20 +42,17 @@ async def test_agent_clicks_to_call_supervisor_listens_whispers_stops_from_the_i
     tmp_path: Path,
 ) -> None:
     tb = asterisk
-    contact_id = await setup(db, tb)
-    agent_phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
-                             values={"ring_ms": "200", "speech_pcap": str(speech["agent"])})
-    customer = start_sipp(tb, "agent", tmp_path, port=tb.caller_port, name="customer",
-                          values={"ring_ms": "300", "speech_pcap": str(speech["customer"])})
-    sup_phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent2"], name="sup",
-                           values={"ring_ms": "200", "speech_pcap": str(speech["agent"])})
+    contact_id = await setup_outbound(db, tb)
+    phone = agent_phone(tb, tmp_path, speech["agent"])
+    customer = customer_phone(tb, tmp_path, "agent", name="customer", ring_ms="300",
+                              speech_pcap=str(speech["customer"]))
+    sup_phone = agent_phone(tb, tmp_path, speech["agent"], line="agent2", name="sup")
     async with running_hub(db) as hub:
         await voice_channel(hub)
         agent_id, sup_agent = hub.agent_ids["agent@t.test"], hub.agent_ids["sup@t.test"]
-        async with db.sessions() as s, s.begin():
-            await s.execute(update(Agent).where(Agent.id == sup_agent)
-                            .values(voice_endpoint="PJSIP/agent2"))  # fmt: skip
-        case = await open_case(db, contact_id, agent_id)
+        await set_voice_endpoint(db, sup_agent, "PJSIP/agent2")
+        case = await assigned_conversation(db, contact_id, agent_id, channel="sms",
+                                           queue="general", subject="Where is my order?")
         async with hub.client(Role.AGENT) as c:
             r = await c.put("/api/agents/me/presence", json={"presence": "ready"})
             assert r.status_code == 200, r.text
@@ -98,9 +88,9 @@ async def test_agent_clicks_to_call_supervisor_listens_whispers_stops_from_the_i
             re.compile("Resolved"), timeout=15_000)  # fmt: skip
         for w in (agent, sup):
             assert not w.errors, w.errors
-    for phone in (agent_phone, customer):
-        assert await asyncio.to_thread(phone.wait, 10) == 0, phone.errors()
-    events = [e["event"] for e in call_events(await _timeline_after(db, conv_id))]
+    for p in (phone, customer):
+        assert await asyncio.to_thread(p.wait, 10) == 0, p.errors()
+    events = [e["event"] for e in call_events(await stored_timeline(db, conv_id))]
     assert events[:3] == ["dialing", "agent_answered", "answered"], events
     monitoring = [e for e in events if e.startswith("monitor")]
     assert monitoring == ["monitor_started", "monitor_mode", "monitor_ended"], events

@@ -14,32 +14,37 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from hub.db.models import Agent, Offer
+from hub.db.models import Offer
 from hub.domain import Role
 from tests.conftest import Db
 from tests.hub.server import running_hub
 from tests.hub.test_dispatch import AgentSocket, ready
-from tests.hub.test_voice_click_to_call import CUSTOMER, dial
-from tests.hub.test_voice_click_to_call import setup as c2c_setup
-from tests.hub.test_voice_hub import (
-    _timeline_after,
-    agent_speech,
-    asterisk,
+from tests.hub.test_voice_hub import agent_speech, asterisk
+from tests.hub.voice_helpers import (
+    CUSTOMER,
+    SQLITE_ONLY,
+    agent_phone,
     call_events,
+    call_in,
     caller_values,
     conversation,
+    customer_phone,
+    dial,
+    set_voice_endpoint,
     setup_center,
+    setup_outbound,
+    silent_phone,
+    stored_timeline,
     voice_channel,
+    wait_call_state,
+    wait_ringing,
     wait_status,
 )
-from tests.servers.asterisk import AsteriskTestbed, start_sipp
+from tests.servers.asterisk import AsteriskTestbed
 
 __all__ = ["agent_speech", "asterisk"]  # fixtures shared with the inbound voice tests
-
-SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 
 
 @SQLITE_ONLY
@@ -48,7 +53,7 @@ async def test_restored_offer_rings_the_phone_again_right_after_a_restart(
 ) -> None:
     tb = asterisk
     await setup_center(db, tb)
-    silent = start_sipp(tb, "agent_noanswer", tmp_path, port=tb.agent_ports["agent1"], values={})
+    silent = silent_phone(tb, tmp_path)
     async with running_hub(db) as hub:
         channel = await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
@@ -56,21 +61,15 @@ async def test_restored_offer_rings_the_phone_again_right_after_a_restart(
         sock = AgentSocket(hub, tok)
         await sock.__aenter__()
         await ready(hub, tok)
-        caller = start_sipp(tb, "caller", tmp_path, port=tb.caller_port,
-                            values=caller_values(agent_speech), call_to="100")  # fmt: skip
+        caller = call_in(tb, tmp_path, caller_values(agent_speech))
         offer = await sock.next("offer", timeout=15)
         conv_id = offer["conversation_id"]
-        async with asyncio.timeout(5):  # agent 1's phone rings
-            while not any(c.state.value == "offering" for c in channel.calls().values()):
-                await asyncio.sleep(0.05)
+        await wait_ringing(channel)  # agent 1's phone rings
         # a crash: the process dies with the offer live and never sees the socket close
         hub.services.extras.pop("dispatcher")
     await sock.client.disconnect()
-    async with db.sessions() as s, s.begin():  # the agent moved to another desk meanwhile
-        await s.execute(update(Agent).where(Agent.id == agent_id)
-                        .values(voice_endpoint="PJSIP/agent2"))  # fmt: skip
-    phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent2"],
-                       values={"ring_ms": "300", "speech_pcap": str(agent_speech)})
+    await set_voice_endpoint(db, agent_id, "PJSIP/agent2")  # the agent moved desks meanwhile
+    phone = agent_phone(tb, tmp_path, agent_speech, line="agent2", ring_ms=300)
     t = time.monotonic()
     async with running_hub(db, seed=False) as hub2:
         async with asyncio.timeout(10):  # well inside the offer's 20 s time to live
@@ -89,15 +88,13 @@ async def test_restored_offer_rings_the_phone_again_right_after_a_restart(
         offers = (await s.execute(select(func.count()).select_from(Offer))).scalar_one()
     assert offers == 1  # the restored offer rang and was accepted; nothing offered twice
     assert assigned_after < 10, assigned_after
-    items = await _timeline_after(db, conv_id)
+    items = await stored_timeline(db, conv_id)
     assignment = [i for i in items if i["kind"] == "assignment"]
     assert assignment and assignment[0]["payload"]["offer_id"] == offer["offer_id"]
     events = call_events(items)
     answered = [e for e in events if e["event"] == "agent_answered"]
     assert len(answered) == 1 and answered[0]["endpoint"] == "PJSIP/agent2", events
     print(f"\nassigned {assigned_after * 1000:.0f} ms after the restart began")
-
-
 
 
 @SQLITE_ONLY
@@ -108,11 +105,10 @@ async def test_click_to_call_cut_by_a_restart_is_hung_up_and_resolved_as_lost(
     (so no phone stays connected to a call nobody records) and resolves the conversation as
     ``lost``, which frees the agent in the router."""
     tb = asterisk
-    await c2c_setup(db, tb)
-    agent_phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
-                             values={"ring_ms": "100", "speech_pcap": str(agent_speech)})
-    customer = start_sipp(tb, "agent", tmp_path, port=tb.caller_port, name="customer",
-                          values={"ring_ms": "100", "speech_pcap": str(agent_speech)})
+    await setup_outbound(db, tb)
+    phone = agent_phone(tb, tmp_path, agent_speech, ring_ms=100)
+    customer = customer_phone(tb, tmp_path, "agent", name="customer", ring_ms="100",
+                              speech_pcap=str(agent_speech))
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
@@ -121,9 +117,7 @@ async def test_click_to_call_cut_by_a_restart_is_hung_up_and_resolved_as_lost(
         status, out = await dial(hub, tok, number=CUSTOMER)
         assert status == 201, out
         conv_id = str(out["conversation_id"])
-        async with asyncio.timeout(15), hub.client(token=tok) as c:
-            while (await c.get(f"/api/calls/{conv_id}")).json().get("state") != "connected":
-                await asyncio.sleep(0.1)
+        await wait_call_state(hub, tok, conv_id, "connected")
         hub.services.extras.pop("dispatcher")  # a crash: nothing is cleaned up
     async with running_hub(db, seed=False) as hub2:
         done = await wait_status(hub2, conv_id, "resolved", timeout=15)
@@ -131,8 +125,8 @@ async def test_click_to_call_cut_by_a_restart_is_hung_up_and_resolved_as_lost(
         async with asyncio.timeout(5):
             while (view := dispatcher.router.agent(agent_id)) is not None and view.held:
                 await asyncio.sleep(0.1)
-        for phone in (agent_phone, customer):  # both phones were hung up
-            assert await asyncio.to_thread(phone.wait, 10) == 0, phone.errors()
+        for p in (phone, customer):  # both phones were hung up
+            assert await asyncio.to_thread(p.wait, 10) == 0, p.errors()
     assert done["attributes"]["call"]["outcome"] == "lost", done["attributes"]
     assert done["attributes"]["call"]["end_reason"] == "hub_restart"
     assert done["attributes"]["call"]["direction"] == "outbound"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,25 +36,23 @@ from recorder.transcribe import Segment, Transcript, TranscriptionError
 from recorder.transcribe_sphinx import SphinxTranscriber
 from tests.conftest import Db
 from tests.hub.server import RunningHub, running_hub
-from tests.hub.test_dispatch import AgentSocket, ready
 from tests.hub.test_search_outbox import make_ingestor
-from tests.hub.test_voice_hub import (
+from tests.hub.voice_helpers import (
+    CALLER,
+    NUMBER,
+    SQLITE_ONLY,
+    agent_phone,
+    asterisk_fixture,
+    call_in,
     caller_values,
+    ready_agent,
     setup_center,
     voice_channel,
     wait_recording,
     wait_status,
 )
 from tests.recorder.test_transcribe_sphinx import PHRASE_1, PHRASE_2, concat, phone_wav
-from tests.servers.asterisk import (
-    AsteriskTestbed,
-    asterisk_testbed,
-    start_sipp,
-    write_rtp_pcap,
-)
-
-LINE = "+14155550100"
-CALLER = "+14155550123"
+from tests.servers.asterisk import AsteriskTestbed, write_rtp_pcap
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +70,11 @@ async def record_call(
     Returns (conversation id, recording interaction id)."""
     sender = Address(AddressKind.PHONE, caller)
     call = await ingest(Inbound(
-        channel=ChannelKind.VOICE, channel_id=LINE, external_id=call_id, sender=sender,
+        channel=ChannelKind.VOICE, channel_id=NUMBER, external_id=call_id, sender=sender,
         kind=InboundKind.CALL, metadata={"queue": "general"},
     ))  # fmt: skip
     rec = await ingest(Inbound(
-        channel=ChannelKind.VOICE, channel_id=LINE, external_id=f"{call_id}:recording",
+        channel=ChannelKind.VOICE, channel_id=NUMBER, external_id=f"{call_id}:recording",
         sender=sender, kind=InboundKind.EVENT, thread_refs=(call_id,),
         attachments=(Attachment(f"{call_id}.wav", "audio/wav", wav),),
         metadata={"event": "recording", "recording": call_id},
@@ -177,7 +174,7 @@ async def _due_now(db: Db, interaction_id: str) -> None:
         row.next_attempt_at = utcnow()
 
 
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@SQLITE_ONLY
 async def test_transient_failure_backs_off_then_succeeds_permanent_failure_is_recorded(
     db: Db, call_wav: bytes
 ) -> None:
@@ -235,9 +232,9 @@ async def test_transient_failure_backs_off_then_succeeds_permanent_failure_is_re
 
     # a job whose every lease expired (the process died mid-decode each time) is given up
     async with db.sessions() as s, s.begin():
-        row = await s.get(TranscriptionJob, rec_bad)
-        assert row is not None
-        row.attempts = 5
+        stuck = await s.get(TranscriptionJob, rec_bad)
+        assert stuck is not None
+        stuck.attempts = 5
     assert not await worker.run_once()
     gave_up = await job(db, rec_bad)
     assert (gave_up.status, gave_up.last_error) == ("failed",
@@ -261,13 +258,10 @@ def speech_pcap(wav: Path, out: Path) -> Path:
     return write_rtp_pcap(ulaw.read_bytes(), out)
 
 
-@pytest.fixture
-def asterisk() -> Iterator[AsteriskTestbed]:
-    with asterisk_testbed(app="contacthub-transcript") as tb:
-        yield tb
+asterisk = asterisk_fixture("contacthub-transcript")
 
 
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@SQLITE_ONLY
 async def test_answered_call_recording_is_transcribed_and_found_by_search(
     db: Db, asterisk: AsteriskTestbed, call_wav: bytes, tmp_path: Path
 ) -> None:
@@ -282,16 +276,14 @@ async def test_answered_call_recording_is_transcribed_and_found_by_search(
     # PocketSphinx at 8 kHz misses a word now and then; the test is about the pipeline
     said = concat([once, once], tmp_path / "said.wav")
     words = speech_pcap(said, tmp_path / "caller.pcap")
-    phone = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
-                       values={"ring_ms": "200", "speech_pcap": str(greeting)})  # fmt: skip
+    phone = agent_phone(tb, tmp_path, greeting)
     async with running_hub(db) as hub:
         await voice_channel(hub)
         tok = hub.tokens[Role.AGENT]
-        async with AgentSocket(hub, tok) as sock:
-            await ready(hub, tok)
-            caller = start_sipp(tb, "caller_talk", tmp_path, port=tb.caller_port,
-                                values=caller_values(words, talk_delay_ms="3000", talk_ms="17500"),
-                                call_to="100", name="caller-talk")  # fmt: skip
+        async with ready_agent(hub, tok) as sock:
+            caller = call_in(tb, tmp_path,
+                             caller_values(words, talk_delay_ms="3000", talk_ms="17500"),
+                             scenario="caller_talk", name="caller-talk")  # fmt: skip
             offer = await sock.next("offer", timeout=15)
             conv_id = offer["conversation_id"]
             await sock.next("conversation.assigned", timeout=15)
@@ -313,7 +305,7 @@ async def test_answered_call_recording_is_transcribed_and_found_by_search(
     assert [i["id"] for i in shown] == [row.id]
 
 
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@SQLITE_ONLY
 async def test_cli_backfills_a_recording_that_has_no_job(
     db: Db, call_wav: bytes, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,16 +10,14 @@ from playwright.async_api import Browser, expect
 
 from tests.channels.voice.test_voice_transfer_e2e import ended
 from tests.conftest import Db
-from tests.hub.server import running_hub
-from tests.hub.test_dispatch import AgentSocket, login, ready
-from tests.hub.test_voice_hub import SQLITE_ONLY, setup_center, voice_channel
+from tests.hub.test_dispatch import ready
 from tests.hub.test_voice_transfer_hub import (
+    agent_one_on_a_call,
     agent_speech,
-    answered_call,
     asterisk,
-    phone,
     wait_assignee,
 )
+from tests.hub.voice_helpers import SQLITE_ONLY, agent_phone
 from tests.servers.asterisk import AsteriskTestbed
 from tests.widget.inbox_helpers import browser_fixture, open_inbox
 
@@ -31,29 +29,24 @@ async def test_agent_consults_and_completes_a_transfer_from_the_inbox(
     db: Db, asterisk: AsteriskTestbed, agent_speech: Path, browser: Browser, tmp_path: Path
 ) -> None:
     tb = asterisk
-    await setup_center(db, tb)
-    ph1 = phone(tb, tmp_path, "agent1", agent_speech)
-    async with running_hub(db) as hub:
-        await voice_channel(hub)
+    async with agent_one_on_a_call(db, tb, tmp_path, agent_speech) as on:
+        hub, conv_id = on.hub, on.conv_id
         a2 = hub.agent_ids["agent2@t.test"]
-        t2 = await login(hub, "agent2@t.test")
-        async with AgentSocket(hub, t2):
-            conv_id, caller = await answered_call(hub, tb, tmp_path, agent_speech)
-            ph2 = phone(tb, tmp_path, "agent2", agent_speech)
-            await ready(hub, t2)
-            agent = await open_inbox(browser, hub, "agent@t.test")  # type: ignore[arg-type]
-            page = agent.page
-            await page.click(f"#conv-list li[data-id='{conv_id}'] button")
-            card = page.get_by_test_id("call-transfer")
-            await expect(card).to_be_visible(timeout=15_000)
-            await page.get_by_test_id("transfer-agent").select_option(a2)
-            await page.get_by_test_id("transfer-consult").click()
-            complete = page.get_by_test_id("transfer-complete")
-            await expect(complete).to_be_enabled(timeout=15_000)
-            await complete.click()
-            await wait_assignee(hub, conv_id, a2)
-            await ended(ph1)  # Agent One is off the call
-            assert not agent.errors, agent.errors
-            async with hub.client(token=t2) as c2:
-                assert (await c2.post(f"/api/calls/{conv_id}/hangup")).status_code == 200
-    await ended(ph2, caller)
+        ph2 = agent_phone(tb, tmp_path, agent_speech, line="agent2")
+        await ready(hub, on.token2)
+        agent = await open_inbox(browser, hub, "agent@t.test")  # type: ignore[arg-type]
+        page = agent.page
+        await page.click(f"#conv-list li[data-id='{conv_id}'] button")
+        card = page.get_by_test_id("call-transfer")
+        await expect(card).to_be_visible(timeout=15_000)
+        await page.get_by_test_id("transfer-agent").select_option(a2)
+        await page.get_by_test_id("transfer-consult").click()
+        complete = page.get_by_test_id("transfer-complete")
+        await expect(complete).to_be_enabled(timeout=15_000)
+        await complete.click()
+        await wait_assignee(hub, conv_id, a2)
+        await ended(on.phone1)  # Agent One is off the call
+        assert not agent.errors, agent.errors
+        async with hub.client(token=on.token2) as c2:
+            assert (await c2.post(f"/api/calls/{conv_id}/hangup")).status_code == 200
+    await ended(ph2, on.caller)

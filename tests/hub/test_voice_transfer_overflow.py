@@ -11,81 +11,49 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub.config import apply_config, parse_config
 from hub.domain import Role
 from hub.wiring.voice import VoiceConfigError, voice_settings
 from tests.channels.voice.test_voice_transfer_e2e import ended
 from tests.conftest import Db
 from tests.hub.server import running_hub
-from tests.hub.test_dispatch import AgentSocket, ready
-from tests.hub.test_voice_hub import (
+from tests.hub.voice_helpers import (
     CALLER,
-    NUMBER,
     SQLITE_ONLY,
-    _row,
+    agent_yaml,
+    apply_voice_center,
+    asterisk_fixture,
     call_events,
+    call_in,
     conversation,
+    ready_agent,
+    speech_fixture,
     timeline,
     voice_channel,
+    voice_row,
     wait_status,
 )
-from tests.servers.asterisk import (
-    AsteriskTestbed,
-    asterisk_testbed,
-    dtmf_pcap,
-    make_speech_pcap,
-    start_sipp,
-    wav_rms,
-)
+from tests.servers.asterisk import AsteriskTestbed, dtmf_pcap, wav_rms
 
-CENTER = """
-queues:
-  - name: general
-    offer_ttl_s: 20
-    overflow: {overflow}
-channels:
-  - kind: voice
-    name: phone-line
-    address: "{number}"
-    queue: general
-    config:
-      ari_url: "{ari_url}"
-      ari_user: "{user}"
-      ari_password_env: ARI_PASSWORD
-      app: "{app}"
-      default_queue: general
-      ring_timeout_s: 4
-      queue_experience: {{announce_s: 1, callback_digit: "1"}}
-agents:
-  - email: agent@t.test
-    name: Agent One
-    capacity: {{voice: 1}}
-    voice_endpoint: PJSIP/agent1
+asterisk = asterisk_fixture("contacthub-hub")
+
+LINE = """
+ring_timeout_s: 4
+queue_experience: {announce_s: 1, callback_digit: "1"}
 """
 
 
-@pytest.fixture
-def asterisk() -> Iterator[AsteriskTestbed]:
-    with asterisk_testbed(app="contacthub-hub") as tb:
-        yield tb
-
-
-@pytest.fixture(scope="module")
-def caller_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("voice-vm")
-    return make_speech_pcap("Hello, please call me back about my broken router.", d / "vm.pcap")
+caller_speech = speech_fixture("Hello, please call me back about my broken router.")
 
 
 async def setup(db: Db, tb: AsteriskTestbed, overflow: str = "[]") -> None:
-    text = CENTER.format(number=NUMBER, ari_url=tb.ari_url, user=tb.user, app=tb.app,
-                         overflow=overflow)  # fmt: skip
-    await apply_config(db.sessions, parse_config(text), env={"ARI_PASSWORD": tb.password})
+    queues = f"queues:\n  - name: general\n    offer_ttl_s: 20\n    overflow: {overflow}\n"
+    await apply_voice_center(db, tb, queues=queues, line=LINE,
+                             agents=[agent_yaml("agent@t.test", "Agent One")])
 
 
 async def conv_of_call(hub: Any, timeout: float = 15) -> str:
@@ -106,10 +74,10 @@ async def test_announcement_then_caller_presses_1_and_becomes_callback_work(
     await setup(db, tb)
     async with running_hub(db) as hub:
         await voice_channel(hub)
-        caller = start_sipp(tb, "caller", tmp_path, port=tb.caller_port, values={
+        caller = call_in(tb, tmp_path, {
             "caller_number": CALLER, "dtmf_delay_ms": "4500", "dtmf_pcap": str(dtmf_pcap("1")),
             "speech_pcap": str(dtmf_pcap("5")), "wait_bye_ms": "30000",
-        }, call_to="100")  # fmt: skip
+        })  # fmt: skip
         conv_id = await conv_of_call(hub)
         await ended(caller, timeout=20)  # goodbye, then we hung up
         conv = await wait_status(hub, conv_id, "queued", 10)
@@ -121,8 +89,7 @@ async def test_announcement_then_caller_presses_1_and_becomes_callback_work(
         assert "queue-youarenext" in tb.log_tail(400), "position 1 was never announced"
 
         tok = hub.tokens[Role.AGENT]
-        async with AgentSocket(hub, tok) as sock:
-            await ready(hub, tok)
+        async with ready_agent(hub, tok) as sock:
             offer = await sock.next("offer", timeout=10)
             assert offer["conversation_id"] == conv_id
             async with hub.client(token=tok) as c:
@@ -141,10 +108,10 @@ async def test_max_wait_overflow_sends_the_caller_to_voicemail_wav_in_timeline(
     await setup(db, tb, overflow="[{after_s: 2, action: voicemail}]")
     async with running_hub(db) as hub:
         await voice_channel(hub)
-        caller = start_sipp(tb, "caller_voicemail", tmp_path, port=tb.caller_port, values={
+        caller = call_in(tb, tmp_path, {
             "caller_number": CALLER, "dtmf_delay_ms": "300", "dtmf_pcap": str(dtmf_pcap("5")),
             "talk_delay_ms": "9000", "speech_pcap": str(caller_speech), "talk_ms": "4000",
-        }, call_to="100")  # fmt: skip
+        }, scenario="caller_voicemail")  # fmt: skip
         conv_id = await conv_of_call(hub)
         await ended(caller, timeout=40)
         async with asyncio.timeout(20):
@@ -171,12 +138,12 @@ async def test_max_wait_overflow_sends_the_caller_to_voicemail_wav_in_timeline(
 def test_queue_experience_config_is_checked_and_reaches_the_call_flow() -> None:
     good: dict[str, Any] = {"ari_url": "http://127.0.0.1:8088/ari", "ari_user": "u",
                             "ari_password": "p"}  # fmt: skip
-    ivr = voice_settings(_row({**good, "queue_experience": {
+    ivr = voice_settings(voice_row({**good, "queue_experience": {
         "announce_s": 30, "announce_queues": {"sales": 10}, "announce_holdtime": False,
         "callback_digit": "2", "voicemail_max_s": 60}})).ivr  # fmt: skip
     assert (ivr.announce_interval("sales"), ivr.announce_interval("other")) == (10.0, 30.0)
     assert ivr.callback_digit == "2" and ivr.voicemail_max_s == 60 and not ivr.announce_holdtime
-    assert voice_settings(_row(good)).ivr.announce_s == 0  # off unless configured
+    assert voice_settings(voice_row(good)).ivr.announce_s == 0  # off unless configured
     cases: list[tuple[Any, str]] = [
         ({"announce_every": 5}, "queue_experience.announce_every"),
         ({"announce_s": -1}, "queue_experience.announce_s"),
@@ -187,5 +154,5 @@ def test_queue_experience_config_is_checked_and_reaches_the_call_flow() -> None:
     ]
     for bad, key in cases:
         with pytest.raises(VoiceConfigError) as err:
-            voice_settings(_row({**good, "queue_experience": bad}))
+            voice_settings(voice_row({**good, "queue_experience": bad}))
         assert err.value.key == key, (bad, err.value)
