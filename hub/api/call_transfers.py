@@ -32,8 +32,9 @@ class TransferIn(BaseModel):
 class TransferOut(BaseModel):
     conversation_id: str
     mode: Literal["blind", "attended"]
-    # the call's state now: queued (blind, target ringing), consulted (attended, target on the
-    # line with the agent), connected (attended completed/cancelled), ended
+    # the call's state now: queued or offering (blind: back in the queue for the target, whose
+    # phone may already be ringing when this answer is built), consulted (attended, target on
+    # the line with the agent), connected (attended completed/cancelled), ended
     state: str
 
 

@@ -109,7 +109,8 @@ async def test_blind_transfer_to_a_second_agent(
             assert bad.status_code == 422 and bad.json()["code"] == "invalid_transfer"
             r = await c1.post(f"/api/calls/{conv_id}/transfer",
                               json={"mode": "blind", "agent_id": a2})  # fmt: skip
-            assert r.status_code == 200 and r.json()["state"] == "queued", r.text
+            # the router may already ring Agent Two's phone when the answer is built
+            assert r.status_code == 200 and r.json()["state"] in ("queued", "offering"), r.text
         await ended(on.phone1, timeout=10)  # Agent One's phone hung up at once
         await wait_assignee(hub, conv_id, a2)
         async with hub.client(token=t2) as c2:
