@@ -19,6 +19,10 @@ Latencies (all on CLOCK_MONOTONIC, shared by processes on one machine):
 driven by the same clients at the same rate in the same run. ``hub_cpu_ms_per_msg`` and
 ``bare_cpu_ms_per_msg`` are each server's CPU (all threads) per delivered message: on a shared
 machine the least noisy comparison. Prints one JSON object.
+
+Diagnosis: ``--hub-only`` skips the bare server (its fields are then null), ``--sample PATH``
+runs the hub under ``bench/loop_sampler.py`` (where the event loop's CPU goes, per role, and
+the time of each GC generation, counted from ``go``), ``--profile PATH`` under cProfile.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import asyncio
 import gzip
 import json
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -82,6 +87,7 @@ async def worker(
     import socketio
 
     acks: list[float] = []
+    sent_at: list[float] = []  # per ack: when its message was sent, seconds into the run
     replies: list[float] = []
     errors: dict[str, int] = {}
     clients: list[Any] = []
@@ -132,6 +138,7 @@ async def worker(
             errors[code] = errors.get(code, 0) + 1
             return
         acks.append(time.monotonic() - t0)
+        sent_at.append(t0 - start)
 
     total = int(rate * seconds)
     for seq in range(total if clients else 0):
@@ -150,6 +157,7 @@ async def worker(
         "connected": len(clients),
         "sent": total if clients else 0,
         "acks": acks,
+        "sent_at": sent_at,
         "replies": replies,
         "errors": errors,
         "cpu_share": round(cpu / max(time.monotonic() - start, 1e-9), 3),
@@ -298,6 +306,8 @@ async def drive(
     connect_s = time.monotonic() - t_connect
     start = time.monotonic() + 0.5
     server_cpu0 = cpu_seconds(server_pid)
+    if args.sample and token:
+        os.kill(server_pid, signal.SIGUSR1)  # the sampler counts from here
     for p in procs:
         assert p.stdin is not None
         p.stdin.write(f"go {start}\n".encode())
@@ -314,6 +324,12 @@ async def drive(
         p.stdin.close()
         await p.wait()
     acks = [x for r in results for x in r["acks"]]
+    # p99 of the acks of the messages sent in each second: a queue that builds up shows as a
+    # rising series, a pause (GC, a slow batch) as one bad second
+    by_second: dict[int, list[float]] = {}
+    for r in results:
+        for at, lat in zip(r["sent_at"], r["acks"], strict=True):
+            by_second.setdefault(int(at), []).append(lat)
     replies = [x for r in results for x in r["replies"]]
     errors: dict[str, int] = {}
     for r in results:
@@ -331,6 +347,7 @@ async def drive(
         "deliveries_per_s": round(len(observer.latencies) / max(window, 1e-9), 1),
         "latency_p50_ms": pct(acks, 50),
         "latency_p99_ms": pct(acks, 99),
+        "latency_p99_ms_by_second": [pct(by_second[k], 99) for k in sorted(by_second)],
         "agent_latency_p50_ms": pct(observer.latencies, 50),
         "agent_latency_p99_ms": pct(observer.latencies, 99),
         "reply_latency_p50_ms": pct(replies, 50),
@@ -374,7 +391,14 @@ async def run_hub(args: argparse.Namespace, data: Path) -> dict[str, Any]:
         _, err = await done.communicate(stdin)
         if done.returncode:
             raise SystemExit(f"hub.cli {cmd[0]} failed: {err.decode()[-2000:]}")
-    hub = await asyncio.create_subprocess_exec(PY, "-m", "hub.cli", "serve", cwd=ROOT, env=env)
+    # --profile: the hub's main thread (its event loop) under cProfile, written when it exits
+    # --sample: bench/loop_sampler.py samples the event loop's stack every millisecond
+    prof = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    if args.sample:
+        prof = [str(ROOT / "bench/loop_sampler.py"), args.sample]
+    hub = await asyncio.create_subprocess_exec(
+        PY, *prof, *([] if args.sample else ["-m"]), "hub.cli", "serve", cwd=ROOT, env=env
+    )  # fmt: skip
     try:
         await wait_port(port, hub)
         url = f"http://127.0.0.1:{port}"
@@ -386,7 +410,9 @@ async def run_hub(args: argparse.Namespace, data: Path) -> dict[str, Any]:
             token = str(r.json()["token"])
         return await drive(args, url, token, hub.pid)
     finally:
-        hub.terminate()
+        # SIGINT ends uvicorn with KeyboardInterrupt, which the CLI catches: cProfile then
+        # writes its file (SIGTERM is re-raised by uvicorn and kills the process before that)
+        hub.send_signal(signal.SIGINT) if args.profile or args.sample else hub.terminate()
         await hub.wait()
 
 
@@ -407,7 +433,7 @@ async def main(args: argparse.Namespace) -> None:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
         hub = await run_hub(args, Path(tmp))
-    bare = await run_bare(args)
+    bare = None if args.hub_only else await run_bare(args)
     loader = (ROOT / "widget/visitor/dist/loader.js").read_bytes()
     out = {
         "visitors": hub["connected"],
@@ -421,10 +447,11 @@ async def main(args: argparse.Namespace) -> None:
         "agent_latency_p99_ms": hub["agent_latency_p99_ms"],
         "agent_latency_is": "visitor send -> interaction.created on the agent socket",
         "deliveries_per_s": hub["deliveries_per_s"],
-        "bare_socketio_per_s": bare["deliveries_per_s"],
-        "hub_over_bare": round(hub["deliveries_per_s"] / max(bare["deliveries_per_s"], 1e-9), 3),
+        "bare_socketio_per_s": bare and bare["deliveries_per_s"],
+        "hub_over_bare": bare
+        and round(hub["deliveries_per_s"] / max(bare["deliveries_per_s"], 1e-9), 3),
         "hub_cpu_ms_per_msg": hub["server_cpu_ms_per_msg"],
-        "bare_cpu_ms_per_msg": bare["server_cpu_ms_per_msg"],
+        "bare_cpu_ms_per_msg": bare and bare["server_cpu_ms_per_msg"],
         "widget_gzip_bytes": len(gzip.compress(loader, 9)),
         "hub": hub,
         "bare": bare,
@@ -441,6 +468,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=2, help="client processes")
     p.add_argument("--reply-every", type=int, default=20, help="agent answers 1 in N messages")
     p.add_argument("--drain", type=float, default=3.0, help="wait for late replies (s)")
+    p.add_argument("--profile", metavar="PATH", help="cProfile the hub's event loop into PATH")
+    p.add_argument("--sample", metavar="PATH", help="sample the hub's event loop into PATH")
+    p.add_argument(
+        "--hub-only", action="store_true", help="skip the bare server (profiling runs only)"
+    )
     return p.parse_args()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,8 +42,9 @@ from hub.db.engine import make_engine, make_session_factory
 from hub.delivery import DeliveryWorker
 from hub.dispatch import Dispatcher
 from hub.events import EventBus
+from hub.gc_policy import tune_for_serving
 from hub.metrics import Metrics
-from hub.realtime import AgentNamespace, HubPacket
+from hub.realtime import AgentNamespace, HubManager, HubPacket
 from hub.search.service import SearchService
 from hub.services import Services
 from hub.settings import Settings
@@ -165,7 +167,7 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         # cookie-authenticated sockets itself (hub.realtime)
         cors_allowed_origins="*",
         client_manager=(
-            socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+            socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else HubManager()
         ),
         max_http_buffer_size=max(settings.max_body_bytes, 8 * 1024 * 1024),  # widget files
         logger=False,
@@ -237,6 +239,7 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         if transcription is not None:  # recorded calls -> searchable transcripts
             services.extras["transcription"] = transcription
             transcription.start(supervise)
+        gc_before = tune_for_serving()
         log.info(
             "contacthub %s ready on %s (%s)",
             VERSION,
@@ -254,6 +257,7 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
                 await transcription.stop()
             await host.stop()
             await engine.dispose()
+            gc.set_threshold(*gc_before)
 
     channel_mount = Router(routes=[])  # filled by the channel host at startup
     routes: list[BaseRoute] = [

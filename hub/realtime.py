@@ -13,6 +13,7 @@ import logging
 from http.cookies import SimpleCookie
 from typing import Any
 
+import engineio
 import socketio
 from sqlalchemy import select
 
@@ -56,6 +57,54 @@ class HubPacket(socketio.packet.Packet):  # type: ignore[misc]
                     todo.append(value)
         return False
 
+
+class HubManager(socketio.AsyncManager):  # type: ignore[misc]
+    """The in-process client manager, sending a room emit without a task per recipient.
+
+    The library's ``emit`` wraps each recipient's send in its own task and then waits for
+    them all: for the one or two staff sockets an ``interaction.created`` reaches, that task
+    machinery cost more than the send, which only appends the packet to the socket's
+    (unbounded) outgoing queue and never waits for the network. Here the encoded packet is put
+    on each recipient's queue in turn; a recipient that fails is logged and skipped, as a
+    failed task was. Emits that carry a callback (unused by the hub) keep the library's path.
+    """
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if callback is not None or namespace not in self.rooms:
+            await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to,
+                **kwargs,
+            )  # fmt: skip
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        recipients = [eio for sid, eio in self.get_participants(namespace, to or room)
+                      if sid not in skip]  # fmt: skip
+        if not recipients:
+            return
+        encoded = self.server.packet_class(
+            socketio.packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        packets = [
+            engineio.packet.Packet(engineio.packet.MESSAGE, part)
+            for part in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+        for eio_sid in recipients:
+            for pkt in packets:
+                try:
+                    await self.server._send_eio_packet(eio_sid, pkt)
+                except Exception:
+                    log.exception("emit of %s to one socket failed", event)
 
 
 def _same_origin(origin: str, environ: dict[str, Any], public_url: str) -> bool:

@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from channels.base import (
     Address,
@@ -385,7 +386,9 @@ class WebchatChannel(AgentSide, VisitorSignals, socketio.AsyncNamespace):  # typ
         message's cost. Any other manager than the local one (Redis pub/sub) may have tabs in
         other processes: emit."""
         manager = self.server.manager
-        if type(manager) is not socketio.AsyncManager:
+        if isinstance(manager, AsyncPubSubManager) or not isinstance(
+            manager, socketio.AsyncManager
+        ):
             return True
         members = manager.rooms.get(self.namespace, {}).get(room) or ()
         return any(other != sid for other in members)
