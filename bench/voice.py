@@ -227,6 +227,7 @@ async def connected(hub: RunningHub) -> None:
 
 STEPS = (  # (name, from mark, to mark): marks of one hub call, in order
     ("stasis_event_to_hub", "caller_invite", "stasis_in"),
+    ("  asterisk_stamp_to_hub", "stasis_stamped", "stasis_in"),  # the event's own timestamp
     ("ari_answer", "answer_start", "answer_end"),
     ("ari_moh_start", "moh_start", "moh_end"),
     ("stasis_to_ingest", "stasis_in", "submit_start"),
@@ -239,6 +240,12 @@ STEPS = (  # (name, from mark, to mark): marks of one hub call, in order
     # off the ring path since the hub rings as the router decides (beside the ring):
     ("  offer_statements", "execute_start", "execute_end"),
     ("  decision_to_offer_event", "early_offer", "offer_event"),
+    # inside the ingest step (submit_start -> submit_end):
+    ("  ingest_catalog_read", "catalog_start", "catalog_end"),
+    ("  ingest_wal_checkpoint", "checkpoint_start", "checkpoint_end"),
+    ("  ingest_batch_sql_commit", "batch_start", "batch_end"),
+    ("  ingest_writer_total", "writer_start", "writer_end"),
+    ("  ingest_publish_to_dispatcher", "publish_start", "dispatch_queued"),
 )
 
 
@@ -255,7 +262,9 @@ class Tracer:
 
     def _wrap(self, cls: Any, attr: str, before: str, after: str | None,
               when: Any = None) -> None:  # fmt: skip
-        orig = getattr(cls, attr)
+        orig = getattr(cls, attr, None)
+        if orig is None:  # renamed since: that step is simply missing from the trace
+            return
         tracer = self
 
         async def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -270,26 +279,41 @@ class Tracer:
 
         setattr(cls, attr, wrapped)
 
-    def _wrap_sync(self, cls: Any, attr: str, name: str) -> None:
-        orig = getattr(cls, attr)
+    def _wrap_sync(self, cls: Any, attr: str, name: str, after: str | None = None) -> None:
+        orig = getattr(cls, attr, None)
+        if orig is None:
+            return
         tracer = self
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             tracer.mark(name)
-            return orig(*args, **kwargs)
+            try:
+                return orig(*args, **kwargs)
+            finally:
+                if after:
+                    tracer.mark(after)
 
-        setattr(cls, attr, wrapped)
+        static = isinstance(getattr(cls, "__dict__", {}).get(attr), staticmethod)
+        setattr(cls, attr, staticmethod(wrapped) if static else wrapped)
 
     def install(self) -> None:
         from channels.voice import VoiceChannel
         from channels.voice import events as vev
         from channels.voice.ari import AriClient
+        from hub.actions import batch_writer, ingest
         from hub.batching import Batcher
         from hub.dispatch import dispatcher
+        from hub.events import EventBus
         from hub.wiring.voice_calls import VoiceCalls
 
         def stasis(role: str) -> Any:
-            return lambda _s, e: isinstance(e, vev.StasisStart) and e.args[:1] == (role,)
+            def when(_s: Any, e: Any) -> bool:
+                hit = isinstance(e, vev.StasisStart) and e.args[:1] == (role,)
+                if hit:  # Asterisk's own stamp (ms) of the event, before ours
+                    self.marks.append((e.timestamp.timestamp(), "stasis_stamped"))
+                return hit
+
+            return when
 
         self._wrap(VoiceChannel, "_dispatch", "stasis_in", None, stasis("inbound"))
         self._wrap(AriClient, "answer", "answer_start", "answer_end")
@@ -301,6 +325,14 @@ class Tracer:
         self._wrap(dispatcher, "execute", "execute_start", "execute_end")
         self._wrap(VoiceChannel, "connect_agent", "connect_agent", None)
         self._wrap(AriClient, "originate", "originate_start", "originate_end")
+        self._wrap(ingest, "_load_catalog", "catalog_start", "catalog_end")
+        self._wrap_sync(batch_writer.SqliteWriter, "_checkpoint", "checkpoint_start",
+                        "checkpoint_end")  # fmt: skip
+        self._wrap_sync(batch_writer.SqliteWriter, "_finish", "batch_start", "batch_end")
+        self._wrap(batch_writer.SqliteWriter, "run", "writer_start", "writer_end")
+        self._wrap(EventBus, "publish", "publish_start", None)
+        self._wrap(dispatcher.Dispatcher, "on_event", "dispatch_queued", None,
+                   lambda _s, e: e.name == "conversation.queued")  # fmt: skip
 
     def steps(self, caller_invites: list[float], agent_invites: list[float]) -> dict[str, Any]:
         """Median ms per step over the hub calls (first mark of each name per call), and how
@@ -310,6 +342,8 @@ class Tracer:
         early = 0
         for k, i in enumerate(starts):
             end = starts[k + 1] if k + 1 < len(starts) else len(self.marks)
+            if i > 0 and self.marks[i - 1][1] == "stasis_stamped":
+                i -= 1  # taken just before stasis_in
             first: dict[str, float] = {}
             for at, name in self.marks[i:end]:
                 first.setdefault(name, at)

@@ -9,7 +9,9 @@ Items for the sink go out strictly in the call's order (queued, then ended, then
 the worker does not wait for the ``call`` item (ingest, then routing) before taking its next
 input: the hub's offer for this very call arrives while that item is still being handed over
 (the hub rings the agent as soon as its router decided), and waiting would put the whole
-ingest-and-route round trip back on the ring time.
+ingest-and-route round trip back on the ring time. For the same reason a new call's answer
+and MOH requests run beside the worker: the agent's originate does not queue behind them (the
+caller's other actions do; see ``CallWorker._act``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from channels.base import Address, ChannelError, Inbound, Sink, TransientChannelError
 from channels.voice import call as sm
@@ -65,6 +67,7 @@ class CallWorker:
     offer: asyncio.Future[str] | None = None  # the hub's pending connect_agent / consult
     task: asyncio.Task[None] | None = None
     emitting: asyncio.Task[None] | None = None  # the latest item handed to the sink
+    setup: asyncio.Task[list[sm.ActionFailed]] | None = None  # a new call's answer and MOH
 
     def start(self, first: list[sm.Output]) -> None:
         self.task = asyncio.create_task(self._run(first), name=f"voice-call-{self.call.id}")
@@ -86,9 +89,12 @@ class CallWorker:
                         log.warning("call %s: recording never finished", self.call.id)
                         break
                     inp, done = sm.Tick(await self._queue_news()), None
+                if self.setup is not None and self.setup.done():
+                    await self._settle_setup()  # its failures before anything later
                 await self._apply(inp)
                 if done is not None and not done.done():
                     done.set_result((before, self.call))
+            await self._settle_setup()
             if self.emitting is not None:  # the last item still reaches the sink
                 await self.emitting
         except Exception:
@@ -97,6 +103,8 @@ class CallWorker:
             self._release()
 
     def _release(self) -> None:
+        if self.setup is not None:  # the worker was cancelled during it
+            self.setup.cancel()
         self.host.forget(self)
         if self.offer is not None and not self.offer.done():
             self.offer.set_exception(CallGone(f"call {self.call.id} ended"))
@@ -128,12 +136,19 @@ class CallWorker:
     async def _perform(self, outs: list[sm.Output]) -> None:
         failed: list[sm.ActionFailed] = []
         # A new call straight to the queue (no IVR menu): its item goes to the sink before the
-        # Answer, so ingest and routing run while Asterisk answers and starts MOH (ring time).
-        # Actions still run in order, so the hub's offer is taken only after MOH started.
+        # Answer, so ingest and routing run while Asterisk answers and starts MOH (ring time);
+        # answer and MOH run beside the worker (see _act), so an offer that arrives meanwhile
+        # rings the agent at once.
         first = next((o for o in outs if isinstance(o, sm.Notice)), None)
         early = first if isinstance(first, sm.Queued) and isinstance(outs[0], sm.Answer) else None
         if early is not None:
             self._hand_over(self._queued_item())
+            rest = [o for o in outs if o is not early]
+            if self.setup is None and not any(isinstance(o, sm.Notice) for o in rest):
+                # answer + MOH as their own task: the agent's originate need not wait for them
+                self.setup = asyncio.create_task(self._run_setup(rest),
+                                                 name=f"voice-setup-{self.call.id}")  # fmt: skip
+                return
         for out in outs:
             if out is early:
                 continue
@@ -144,8 +159,34 @@ class CallWorker:
         for f in failed:
             await self._apply(f)
 
+    async def _run_setup(self, actions: list[sm.Output]) -> list[sm.ActionFailed]:
+        failed: list[sm.ActionFailed] = []
+        for out in actions:
+            await self._do_act(cast(sm.Action, out), failed)
+        return failed
+
+    async def _settle_setup(self) -> None:
+        """Wait for the new call's answer and MOH, then feed their failures to the machine."""
+        setup, self.setup = self.setup, None
+        if setup is None:
+            return
+        for f in await setup:
+            await self._apply(f)
+
     async def _act(self, out: sm.Action, failed: list[sm.ActionFailed]) -> None:
-        """Perform one ARI action; a failure is collected for the state machine."""
+        """Perform one ARI action; a failure is collected for the state machine.
+
+        A new call's answer and MOH run as a task of their own (:meth:`_perform`), so the
+        hub's offer can ring the agent while they are in flight: ``OriginateAgent`` creates a
+        new channel and needs nothing from the caller's. Every other action concerns the
+        caller's channel or a bridge with it, so it waits for them first (and for their
+        failures to reach the state machine), keeping the call's actions in order.
+        """
+        if self.setup is not None and not isinstance(out, sm.OriginateAgent):
+            await self._settle_setup()
+        await self._do_act(out, failed)
+
+    async def _do_act(self, out: sm.Action, failed: list[sm.ActionFailed]) -> None:
         if isinstance(out, sm.CreateAgentLeg | sm.OriginateAgent):
             self.host.own(out.channel, self.call.id)
         elif isinstance(out, sm.Bridge):

@@ -83,8 +83,13 @@ async def test_offer_is_rung_while_the_call_item_is_still_with_the_sink_items_ke
     async with asyncio.timeout(5):
         while not any(name == "originate" for name, _, _ in host.stub.calls):
             await asyncio.sleep(0.01)
-    assert [name for name, _, _ in host.stub.calls] == ["answer", "start_moh", "originate"]
-    _, endpoint, kwargs = host.stub.calls[-1]
+    async with asyncio.timeout(5):  # answer and MOH run beside the ring (their own task)
+        while len(host.stub.calls) < 3:
+            await asyncio.sleep(0.01)
+    names = [name for name, _, _ in host.stub.calls]
+    assert sorted(names) == ["answer", "originate", "start_moh"]
+    assert names.index("answer") < names.index("start_moh")
+    _, endpoint, kwargs = next(c for c in host.stub.calls if c[0] == "originate")
     assert endpoint == "PJSIP/agent1" and kwargs["channel_id"] == "agent-1"
     assert kwargs["app_args"] == ("agent", CALL) and kwargs["originator"] == CALL
     assert kwargs["caller_id"] == "+14155550123"  # the agent's phone shows the caller
@@ -101,6 +106,56 @@ async def test_offer_is_rung_while_the_call_item_is_still_with_the_sink_items_ke
         await host.forgotten.wait()
     assert [i.external_id for i in items] == [CALL, f"{CALL}:end"]
     assert with_offer.done() and with_offer.exception() is not None  # the ring was told
+
+
+class SlowAnswerAri(StubAri):
+    """The caller's answer hangs until ``answered`` is set (a busy Asterisk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = asyncio.Event()
+
+    async def answer(self, channel: str) -> None:
+        self.calls.append(("answer", channel, {}))
+        await self.answered.wait()
+        self.calls.append(("answer_done", channel, {}))
+
+
+async def test_the_agent_rings_while_the_callers_answer_is_in_flight_bridging_waits() -> None:
+    """An offer that arrives while the new call's answer request is still out is rung at once
+    (the originate is a new channel); what concerns the caller's channel (MOH, then the bridge
+    once the agent answered) still waits for the answer, in order."""
+
+    async def sink(item: Inbound, /) -> IngestReceipt:
+        return IngestReceipt("i", "c", "contact", True)
+
+    host = Host(sink)
+    host.stub = SlowAnswerAri()
+    host.ari = cast(AriClient, host.stub)
+    call, first = sm.new_call(CALL, host.settings.ivr, 0.0)
+    worker = CallWorker(host, call, CALLER, Address(AddressKind.PHONE, "+14155550123"), TS)
+    worker.start(first)
+    worker.offer = asyncio.get_running_loop().create_future()
+    await worker.inbox.put((sm.Offer("PJSIP/agent1", "agent-1", 15, "+14155550123"), None))
+    async with asyncio.timeout(5):
+        while not any(name == "originate" for name, _, _ in host.stub.calls):
+            await asyncio.sleep(0.01)
+    assert sorted(name for name, _, _ in host.stub.calls) == ["answer", "originate"]
+
+    leg = ev.ChannelInfo("agent-1", "PJSIP/agent1-1", "Up", ev.CallerId("", ""),
+                         ev.CallerId("", ""), "agent", "", "Stasis", f"app,agent,{CALL}")
+    await worker.inbox.put((ev.StasisStart("StasisStart", "app", TS, leg, ("agent", CALL)), None))
+    await asyncio.sleep(0.05)
+    names = [name for name, _, _ in host.stub.calls]
+    assert sorted(names) == ["answer", "originate"]  # the bridge waits for the caller's answer
+    host.stub.answered.set()
+    async with asyncio.timeout(5):
+        await worker.offer
+    names = [name for name, _, _ in host.stub.calls]
+    assert names[2:4] == ["answer_done", "start_moh"]  # MOH after the answer, as before
+    assert len(names) > 4  # then the bridge with the agent
+    assert worker.task is not None
+    worker.task.cancel()
 
 
 def _chan(cid: str, app_data: str, state: str = "Up") -> ev.ChannelInfo:
