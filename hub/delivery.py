@@ -13,7 +13,9 @@ in one read session. Chat outcomes are recorded together, at least every ``RECOR
 (a crash re-sends at most that much, and the widget merges a message it already has by id):
 under chat load a transaction per reply, each waiting for the SQLite write lock and the busy
 event loop, fell seconds behind. An email, SMS or fax outcome is recorded as soon as it is
-out, so a crash re-sends at most the one in flight.
+out, so a crash re-sends at most the one in flight. The claim and each record are sync units on
+the hub's shared writer (:func:`hub.actions.batch_writer.shared_writer`): on SQLite they hold
+the write lock, which every visitor's ack also waits for, for well under a millisecond.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
@@ -40,6 +43,7 @@ from channels.base import (
     Outbound,
     PermanentChannelError,
 )
+from hub.actions.batch_writer import shared_writer
 from hub.db.base import utcnow
 from hub.db.models import ChannelInstance, ConversationRef, Interaction, OutboundDelivery
 from hub.domain import DeliveryStatus, Direction, InteractionKind
@@ -104,6 +108,22 @@ _RECORD = (
 )
 
 
+# the claim: due rows become ``sending`` (the due subquery is added per pass: it reads the clock)
+_CLAIM = (
+    update(_DELIVERIES)
+    .where(_D.status == DeliveryStatus.PENDING.value)
+    .values(status=DeliveryStatus.SENDING.value, attempts=_D.attempts + 1)
+    .returning(
+        _D.id,
+        _D.interaction_id,
+        _D.channel,
+        _D.channel_instance_id,
+        _D.attempts,
+        _D.next_attempt_at,
+    )
+)
+
+
 def backoff_s(attempt: int) -> float:
     return float(min(600, 5 * 2 ** max(0, attempt - 1)))
 
@@ -143,6 +163,9 @@ class DeliveryWorker:
         self.services = services
         self.channels = channels  # by channel instance id, plus "<kind>" as a default per kind
         self._wake = asyncio.Event()
+        # claim and record are a few Core statements each: on SQLite they run as one short
+        # unit on the writer's connection instead of holding the write lock across hops
+        self._writer = shared_writer(services.sessions, services.extras)
 
     async def on_event(self, event: Event) -> None:
         if event.name == "delivery.queued":
@@ -178,12 +201,15 @@ class DeliveryWorker:
             try:
                 done.append(await self._attempt(job))
             except Exception:  # the rest of the claimed batch must still go out
-                log.exception("delivery %s failed; left `sending`, requeued on the next start",
-                              job.delivery_id)
+                log.exception(
+                    "delivery %s failed; left `sending`, requeued on the next start",
+                    job.delivery_id,
+                )
             # a chat message re-sent after a crash is merged by id in the widget; an email,
             # SMS or fax is not, so those are recorded as soon as they are out
-            if done and (job.kind not in BATCHED_CHANNELS
-                         or time.monotonic() - since >= RECORD_EVERY_S):
+            if done and (
+                job.kind not in BATCHED_CHANNELS or time.monotonic() - since >= RECORD_EVERY_S
+            ):
                 await self._record(done)
                 done, since = [], time.monotonic()
         if done:
@@ -196,38 +222,20 @@ class DeliveryWorker:
         Only the claim holds the write lock; the reads run after its commit (the rows are
         ours by then). Only email threads by message ids, so only email rows read them.
         """
-        due = (
-            select(OutboundDelivery.id)
-            .where(
-                OutboundDelivery.status == DeliveryStatus.PENDING.value,
-                OutboundDelivery.next_attempt_at <= utcnow(),
-            )
-            .order_by(OutboundDelivery.next_attempt_at)
-            .limit(BATCH)
-        )
-        async with self.services.sessions() as session, session.begin():
-            claimed = (
-                await session.execute(
-                    update(OutboundDelivery)
-                    .where(
-                        OutboundDelivery.id.in_(due.scalar_subquery()),
-                        OutboundDelivery.status == DeliveryStatus.PENDING.value,
-                    )
-                    .values(
-                        status=DeliveryStatus.SENDING.value,
-                        attempts=OutboundDelivery.attempts + 1,
-                    )
-                    .returning(
-                        OutboundDelivery.id,
-                        OutboundDelivery.interaction_id,
-                        OutboundDelivery.channel,
-                        OutboundDelivery.channel_instance_id,
-                        OutboundDelivery.attempts,
-                        OutboundDelivery.next_attempt_at,
-                    )
-                    .execution_options(synchronize_session=False)
+
+        def claim(conn: Connection) -> list[Row[Any]]:
+            due = (
+                select(_D.id)
+                .where(
+                    _D.status == DeliveryStatus.PENDING.value,
+                    _D.next_attempt_at <= utcnow(),
                 )
-            ).all()
+                .order_by(_D.next_attempt_at)
+                .limit(BATCH)
+            )
+            return list(conn.execute(_CLAIM.where(_D.id.in_(due.scalar_subquery()))).all())
+
+        claimed = await self._writer.run(claim)
         if not claimed:
             return []  # nothing due, or another worker has them
         async with self.services.sessions() as session:
@@ -287,8 +295,12 @@ class DeliveryWorker:
                     raise MediaError("no media store")
                 data = await media.read(rec.sha256)
             except MediaError:
-                log.error("delivery of %s: attachment %s (%s) is not in the media store",
-                          ix.id, rec.id, rec.sha256[:12])
+                log.error(
+                    "delivery of %s: attachment %s (%s) is not in the media store",
+                    ix.id,
+                    rec.id,
+                    rec.sha256[:12],
+                )
                 return (), rec.filename
             files.append(Attachment(rec.filename, rec.content_type, data))
         return tuple(files), None
@@ -361,17 +373,19 @@ class DeliveryWorker:
             for o in outcomes
             if o.external_id
         ]
-        async with self.services.sessions() as session, session.begin():
-            conn = await session.connection()
-            await conn.execute(_RECORD, params)
+
+        def record(conn: Connection) -> None:
+            conn.execute(_RECORD, params)
             if refs:  # a resend after a crash finds its ref already there
                 insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-                await conn.execute(
+                conn.execute(
                     insert(ConversationRef).on_conflict_do_nothing(
                         index_elements=["channel", "ref"]
                     ),
                     refs,
                 )
+
+        await self._writer.run(record)
         await self.services.bus.publish(
             [
                 Event(

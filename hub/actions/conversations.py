@@ -4,6 +4,11 @@ Each ``do_*`` runs in the caller's transaction and returns the events to publish
 Replies are not sent here: they are appended to the log and put in the delivery outbox, so a
 crash between "agent pressed send" and "channel accepted it" loses nothing (the delivery worker
 picks the row up again).
+
+A reply is also split in two for SQLite: :func:`prepare_reply` (reads and checks, no write
+lock) and :func:`commit_reply` (its writes, :mod:`hub.actions.reply_write`, as one short
+transaction on the group-commit writer), so agents' replies do not hold the single write lock
+that every visitor's ack waits for. :func:`do_reply` is both in one transaction (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -25,18 +31,19 @@ from channels.base import (
     PermanentChannelError,
     SendPrecheck,
 )
-from hub.actions.log import append, interaction_dict
+from hub.actions.batch_writer import BatchWriter
+from hub.actions.log import append, entry_dict, interaction_dict, interaction_values
 from hub.actions.queued import WORK_KEY, conversation_work
+from hub.actions.reply_write import ReplyWrite, resolved_conflict
 from hub.auth.sessions import Principal
 from hub.db.base import utcnow
+from hub.db.engine import SessionFactory
 from hub.db.models import (
     Agent,
     Assignment,
-    AttachmentRecord,
     ContactAddress,
     Conversation,
     Interaction,
-    OutboundDelivery,
     Queue,
 )
 from hub.domain import ActorType, ConversationStatus, Direction, InteractionKind
@@ -140,7 +147,7 @@ async def check_reply_sendable(
         raise Conflict(str(exc), code=exc.code, data={"channel": conv.channel}) from None
 
 
-async def do_reply(
+async def prepare_reply(
     session: AsyncSession,
     who: Principal,
     conv: Conversation,
@@ -151,26 +158,31 @@ async def do_reply(
     client_id: str | None,
     channel: Channel | None = None,
     files: Sequence[tuple[Attachment, str]] = (),
-) -> tuple[Interaction, list[Event]]:
-    """Append the reply (with ``files``: each an attachment and its media key) and queue it."""
+) -> dict[str, Any] | ReplyWrite:
+    """A reply's reads and checks, no writes (so no write lock): the stored entry's API shape
+    when this ``client_id`` was already replied, else the writes to run (``files``: each an
+    attachment and its media key)."""
     if conv.status == ConversationStatus.RESOLVED.value:
-        raise Conflict("conversation is resolved: reopen it before replying", code="resolved")
+        raise resolved_conflict()
     key = f"reply:{conv.id}:{client_id}" if client_id else None
     if key is not None:
-        prior = (
-            await session.execute(select(Interaction).where(Interaction.dedupe_key == key))
-        ).scalar_one_or_none()
+        prior = await _prior_reply(session, key)
         if prior is not None:
-            return prior, []
+            return prior
     to = await _recipient(session, conv)
     await check_reply_sendable(
-        channel, conv, to, text=text, html=html, subject=subject,
+        channel,
+        conv,
+        to,
+        text=text,
+        html=html,
+        subject=subject,
         attachments=tuple(a for a, _ in files),
     )
     now = utcnow()
-    row = await append(
-        session,
+    entry = interaction_values(
         conv.id,
+        0,  # numbered in the transaction
         kind=InteractionKind.MESSAGE,
         direction=Direction.OUTBOUND,
         channel=conv.channel,
@@ -182,39 +194,97 @@ async def do_reply(
         payload={"to": to, "author_name": who.name},
         dedupe_key=key,
         at=now,
-        # one UPDATE of the conversation row numbers the entry and moves last_message_at
-        # (not a second one at flush: every statement here runs inside the write lock)
-        touch=True,
     )
+    del entry["seq"]
+    attachments = tuple(
+        {
+            "id": new_id("attachment"),
+            "interaction_id": entry["id"],
+            "filename": att.filename,
+            "content_type": att.content_type,
+            "size": att.size,
+            "sha256": sha256,
+        }
+        for att, sha256 in files
+    )
+    delivery = {
+        "id": new_id("delivery"),
+        "interaction_id": entry["id"],
+        "channel": conv.channel,
+        "channel_instance_id": conv.channel_instance_id,
+    }
+    return ReplyWrite(entry, attachments, delivery)
+
+
+async def _prior_reply(session: AsyncSession, key: str) -> dict[str, Any] | None:
+    prior = (
+        await session.execute(select(Interaction).where(Interaction.dedupe_key == key))
+    ).scalar_one_or_none()
+    return None if prior is None else interaction_dict(prior)
+
+
+def _reply_stored(
+    conv: Conversation, write: ReplyWrite, row: dict[str, Any]
+) -> tuple[dict[str, Any], list[Event]]:
+    now = row["created_at"]
     set_committed_value(conv, "last_message_at", now)
     set_committed_value(conv, "updated_at", now)
-    records = [
-        AttachmentRecord(
-            id=new_id("attachment"),
-            interaction_id=row.id,
-            filename=att.filename,
-            content_type=att.content_type,
-            size=att.size,
-            sha256=sha256,
-        )
-        for att, sha256 in files
+    out = entry_dict(row, write.attachments)
+    return out, [
+        Event("interaction.created", out, rooms=conversation_rooms(conv)),
+        Event("delivery.queued", {"interaction_id": row["id"]}),
     ]
-    session.add_all(records)
-    # the new row's attachments are exactly these: no reload (two queries) to learn them
-    set_committed_value(row, "attachments", records)
-    session.add(
-        OutboundDelivery(
-            id=new_id("delivery"),
-            interaction_id=row.id,
-            channel=conv.channel,
-            channel_instance_id=conv.channel_instance_id,
-        )
+
+
+async def do_reply(
+    session: AsyncSession,
+    who: Principal,
+    conv: Conversation,
+    *,
+    text: str,
+    html: str | None,
+    subject: str | None,
+    client_id: str | None,
+    channel: Channel | None = None,
+    files: Sequence[tuple[Attachment, str]] = (),
+) -> tuple[dict[str, Any], list[Event]]:
+    """Append the reply and queue it, in the caller's transaction (reads and writes together:
+    PostgreSQL, where no single write lock makes that costly). Returns the entry's API shape."""
+    step = await prepare_reply(
+        session,
+        who,
+        conv,
+        text=text,
+        html=html,
+        subject=subject,
+        client_id=client_id,
+        channel=channel,
+        files=files,
     )
-    await session.flush()
-    return row, [
-        Event("interaction.created", interaction_dict(row), rooms=conversation_rooms(conv)),
-        Event("delivery.queued", {"interaction_id": row.id}),
-    ]
+    if not isinstance(step, ReplyWrite):
+        return step, []
+    conn = await session.connection()
+    return _reply_stored(conv, step, await conn.run_sync(step))
+
+
+async def commit_reply(
+    writer: BatchWriter, sessions: SessionFactory, conv: Conversation, step: ReplyWrite
+) -> tuple[dict[str, Any], list[Event]]:
+    """Run a prepared reply's writes as their own short transaction on ``writer`` (SQLite: the
+    group-commit writer's connection, lock held well under a millisecond). A concurrent reply
+    with the same ``client_id`` that committed first wins: its entry is returned, no events."""
+    try:
+        row = await writer.run(step)
+    except IntegrityError:
+        key = step.entry["dedupe_key"]
+        if key is None:
+            raise
+        async with sessions() as session:
+            prior = await _prior_reply(session, key)
+        if prior is None:
+            raise
+        return prior, []
+    return _reply_stored(conv, step, row)
 
 
 async def do_note(

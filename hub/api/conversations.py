@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from channels.base import Channel
 from hub.actions import conversations as actions
 from hub.actions.access import load_actionable, load_visible
+from hub.actions.batch_writer import BatchWriter, SqliteWriter, shared_writer
 from hub.actions.log import interaction_dict
 from hub.api.attachments import reply_files
 from hub.api.framework import AGENTS_UP, ALL_STAFF, Api, Context
@@ -151,22 +152,49 @@ async def reply(ctx: Context) -> dict[str, Any]:
     """Reply on the conversation's own channel (queued for delivery; idempotent by client_id)."""
     body: ReplyIn = ctx.body
     files = await reply_files(ctx, body.attachments)
-    async with ctx.services.sessions() as session, session.begin():
-        conv = await load_actionable(session, ctx.user, ctx.path["id"])
-        row, events = await actions.do_reply(
-            session,
-            ctx.user,
-            conv,
-            text=body.text,
-            html=body.html,
-            subject=body.subject,
-            client_id=body.client_id,
-            channel=_channel_for(ctx, conv),
-            files=files,
-        )
-        out = interaction_dict(row)
+    writer = _reply_writer(ctx)
+    if writer is None:
+        async with ctx.services.sessions() as session, session.begin():
+            conv = await load_actionable(session, ctx.user, ctx.path["id"])
+            out, events = await actions.do_reply(
+                session,
+                ctx.user,
+                conv,
+                text=body.text,
+                html=body.html,
+                subject=body.subject,
+                client_id=body.client_id,
+                channel=_channel_for(ctx, conv),
+                files=files,
+            )
+    else:
+        # SQLite: the reads take no write lock; the writes are one short transaction
+        async with ctx.services.sessions() as session:
+            conv = await load_actionable(session, ctx.user, ctx.path["id"])
+            step = await actions.prepare_reply(
+                session,
+                ctx.user,
+                conv,
+                text=body.text,
+                html=body.html,
+                subject=body.subject,
+                client_id=body.client_id,
+                channel=_channel_for(ctx, conv),
+                files=files,
+            )
+        if isinstance(step, dict):
+            out, events = step, []
+        else:
+            out, events = await actions.commit_reply(writer, ctx.services.sessions, conv, step)
     await _publish(ctx, events)
     return out
+
+
+def _reply_writer(ctx: Context) -> BatchWriter | None:
+    """SQLite's writer for a reply's writes, or None: elsewhere (PostgreSQL, no single write
+    lock) reads and writes stay one transaction, as the API always had them."""
+    writer = shared_writer(ctx.services.sessions, ctx.services.extras)
+    return writer if isinstance(writer, SqliteWriter) else None
 
 
 @api.route(

@@ -1,18 +1,26 @@
-"""The reply path under load, through the real hub: one conversation UPDATE per reply, and a
-delivery pass that sends many replies records them together, in order, without losing the
-guarantees of one at a time (status per reply, thread refs once, a resend after a crash)."""
+"""The reply path under load, through the real hub: one conversation UPDATE per reply, its
+writes re-checked in their own short transaction (a conversation resolved or a client_id stored
+meanwhile), and a delivery pass that sends many replies records them together, in order,
+without losing the guarantees of one at a time (status per reply, thread refs once, a resend
+after a crash)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, func, select, update
 
 from channels.base import ChannelKind, Outbound, SendResult
+from hub.actions.batch_writer import writer_for
+from hub.actions.conversations import commit_reply, prepare_reply
+from hub.actions.reply_write import ReplyWrite
+from hub.auth.sessions import Principal
 from hub.db.base import utcnow
-from hub.db.models import ConversationRef, OutboundDelivery
-from hub.domain import Role
+from hub.db.models import Conversation, ConversationRef, OutboundDelivery
+from hub.domain import ConversationStatus, Role
+from hub.errors import Conflict
 from tests.conftest import Db
 from tests.hub.helpers import inbound
 from tests.hub.server import running_hub
@@ -130,3 +138,64 @@ async def _claimed(db: Db, n: int) -> bool:
 async def _statuses(db: Db) -> list[str]:
     async with db.sessions() as s:
         return list((await s.execute(select(OutboundDelivery.status))).scalars())
+
+
+_AGENT = Principal(
+    user_id="user_test",
+    email="a@example.com",
+    name="A",
+    role=Role.SUPERVISOR,
+    agent_id=None,
+    session_id="s",
+)
+
+
+async def _prepared(db: Db, conv_id: str, client_id: str | None) -> tuple[Conversation, ReplyWrite]:
+    """A reply whose reads and checks are done and whose writes have not run yet."""
+    async with db.sessions() as s:
+        conv = await s.get_one(Conversation, conv_id)
+        step = await prepare_reply(
+            s, _AGENT, conv, text="hi", html=None, subject=None, client_id=client_id
+        )
+    assert isinstance(step, ReplyWrite)
+    return conv, step
+
+
+async def test_a_reply_whose_conversation_was_resolved_after_its_checks_stores_nothing(
+    db: Db,
+) -> None:
+    async with running_hub(db, channels={"sms": GatedChannel()}) as hub:
+        receipt = await hub.services.ingestor(inbound(ChannelKind.SMS, "+14155550190", "x-1"))
+        conv, step = await _prepared(db, receipt.conversation_id, None)
+        async with db.sessions() as s, s.begin():
+            await s.execute(
+                update(Conversation)
+                .where(Conversation.id == conv.id)
+                .values(status=ConversationStatus.RESOLVED.value)
+            )
+        with pytest.raises(Conflict) as refused:
+            await commit_reply(writer_for(db.sessions), db.sessions, conv, step)
+        assert refused.value.code == "resolved"
+        async with db.sessions() as s:
+            stored = (await s.execute(select(func.count()).select_from(OutboundDelivery))).scalar()
+            count = (await s.get_one(Conversation, conv.id)).interaction_count
+        assert stored == 0 and count == 1
+
+
+async def test_two_replies_with_one_client_id_racing_past_their_checks_store_one(
+    db: Db,
+) -> None:
+    async with running_hub(db, channels={"sms": GatedChannel()}) as hub:
+        receipt = await hub.services.ingestor(inbound(ChannelKind.SMS, "+14155550191", "x-2"))
+        conv, first = await _prepared(db, receipt.conversation_id, "tab-1")
+        _, second = await _prepared(db, receipt.conversation_id, "tab-1")  # neither stored yet
+        writer = writer_for(db.sessions)
+        won, won_events = await commit_reply(writer, db.sessions, conv, first)
+        lost, lost_events = await commit_reply(writer, db.sessions, conv, second)
+        assert lost == won and won["seq"] == 2
+        assert [e.name for e in won_events] == ["interaction.created", "delivery.queued"]
+        assert lost_events == []  # published once, by the winner
+        async with db.sessions() as s:
+            deliveries = await s.execute(select(func.count()).select_from(OutboundDelivery))
+            count = (await s.get_one(Conversation, conv.id)).interaction_count
+        assert deliveries.scalar() == 1 and count == 2

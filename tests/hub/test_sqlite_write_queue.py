@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.actions import batch_writer
+from hub.actions.batch_writer import SqliteWriter
 from hub.db import engine as engine_module
-from hub.db.engine import SessionFactory, make_engine, make_session_factory
+from hub.db.engine import SessionFactory, make_engine, make_session_factory, write_queue
 from hub.settings import Settings
 
 
@@ -130,3 +133,35 @@ async def test_cancelled_writers_never_keep_the_queue(
         await asyncio.gather(*tasks, return_exceptions=True)
     async with sessions() as s, s.begin():
         await asyncio.wait_for(s.execute(text("INSERT INTO t (v) VALUES (2)")), 2.0)
+
+
+async def test_the_group_commit_writer_checkpoints_after_a_due_batch_never_before_it(
+    sqlite: tuple[AsyncEngine, SessionFactory], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WAL checkpoint (~1.5 ms after an idle spell) must not delay the batch that found it
+    due: it runs after that batch committed, in the writer's checkpoint thread."""
+    engine, sessions = sqlite
+    database = engine.sync_engine.url.database
+    assert database is not None
+    writer = SqliteWriter(database, write_queue(engine))
+    order: list[str] = []
+    real = writer._checkpoint
+
+    def checkpoint() -> None:
+        real()
+        order.append("checkpoint")
+
+    def batch(conn: Connection) -> None:
+        order.append("batch")
+        conn.exec_driver_sql("INSERT INTO t (v) VALUES (1)")
+
+    monkeypatch.setattr(writer, "_checkpoint", checkpoint)
+    writer._checkpointed -= batch_writer.CHECKPOINT_EVERY_S + 1  # due now
+    await writer.run(batch)
+    assert order == ["batch"]  # the batch's caller got its answer first
+    await asyncio.get_running_loop().run_in_executor(writer._checkpoints, lambda: None)
+    await writer.run(batch)  # not due again so soon
+    await asyncio.get_running_loop().run_in_executor(writer._checkpoints, lambda: None)
+    assert order == ["batch", "checkpoint", "batch"]  # and the checkpoint itself did not fail
+    async with sessions() as s:
+        assert (await s.execute(text("SELECT count(*) FROM t"))).scalar() == 2
