@@ -224,7 +224,11 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         delivery = DeliveryWorker(services, host.channels)
         bus.subscribe(delivery.on_event)
         services.extras["delivery"] = delivery
-        tasks = [asyncio.create_task(supervise("delivery", delivery.run))]
+        tasks = [
+            asyncio.create_task(supervise("delivery", delivery.run)),
+            # rules and channels reloaded off the ingest path (see Ingestor.refresh_catalog)
+            asyncio.create_task(supervise("routing catalog", services.ingestor.refresh_catalog)),
+        ]
         if settings.dispatcher:  # exactly one process of a deployment may route
             dispatcher = Dispatcher(services)
             services.extras["dispatcher"] = dispatcher

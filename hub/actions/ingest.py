@@ -20,6 +20,7 @@ Each caller returns after the commit holding its item and publishes only its own
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -160,6 +161,9 @@ class _Catalog:
 
 
 CATALOG_TTL_S = 5.0
+# with the hub's refresher running, a catalog older than this means it is stuck or failing:
+# the ingest then loads one itself rather than route by rules of unknown age
+CATALOG_STALE_S = 3 * CATALOG_TTL_S
 
 
 async def _load_catalog(session: AsyncSession) -> _Catalog:
@@ -211,12 +215,42 @@ class Ingestor:
         self._media_put = media_put
         self._reopen_resolved = reopen_resolved
         self._catalog: _Catalog | None = None
+        self._refreshed = False  # a refresher task keeps the catalog fresh (the hub runs one)
         self._batcher = Batcher(self._run)  # group commit of concurrent calls
         self._writer = writer_for(sessions)  # where a batch's one transaction runs
 
     def invalidate_catalog(self) -> None:
         """Forget cached rules and channels (after this process changed them)."""
         self._catalog = None
+
+    async def refresh_catalog(self) -> None:
+        """Reload the catalog every ``CATALOG_TTL_S``, forever (a task of the hub's lifespan).
+
+        Why: reloading when an item finds it expired put two queries (~3 ms) on the path of the
+        first message or call after every idle spell; with this running, ingest only reads the
+        cached copy (and loads one itself only if there is none, or this task fell behind).
+        """
+        self._refreshed = True
+        try:
+            while True:
+                async with self._sessions() as session:
+                    self._catalog = await _load_catalog(session)
+                await asyncio.sleep(CATALOG_TTL_S)
+        finally:
+            self._refreshed = False
+
+    async def _fresh_catalog(self, session: AsyncSession | None = None) -> _Catalog:
+        """The cached catalog, loaded here only when missing or too old to trust."""
+        catalog = self._catalog
+        limit = CATALOG_STALE_S if self._refreshed else CATALOG_TTL_S
+        if catalog is not None and time.monotonic() - catalog.loaded_at <= limit:
+            return catalog
+        if session is not None:
+            catalog = self._catalog = await _load_catalog(session)
+            return catalog
+        async with self._sessions() as own:
+            catalog = self._catalog = await _load_catalog(own)
+        return catalog
 
     async def __call__(self, inbound: Inbound, /) -> IngestReceipt:
         """Store ``inbound``, then publish its events; returns once both are done.
@@ -295,10 +329,7 @@ class Ingestor:
         for _attempt in range(3):
             for it in items:
                 it.receipt, it.events, it.slow = None, [], False
-            catalog = self._catalog
-            if catalog is None or time.monotonic() - catalog.loaded_at > CATALOG_TTL_S:
-                async with self._sessions() as session:
-                    catalog = self._catalog = await _load_catalog(session)
+            catalog = await self._fresh_catalog()
             write = functools.partial(
                 ingest_batch,
                 items=items,
@@ -348,9 +379,8 @@ class Ingestor:
     ) -> _Outcome:
         now = utcnow()
         contact, new_contact = await _resolve_contact(session, inbound)
-        if self._catalog is None or time.monotonic() - self._catalog.loaded_at > CATALOG_TTL_S:
-            self._catalog = await _load_catalog(session)
-        instance_id, channel_queue = self._catalog.channels.get(
+        catalog = await self._fresh_catalog(session)
+        instance_id, channel_queue = catalog.channels.get(
             (inbound.channel.value, inbound.channel_id), (None, None)
         )
         conv = await _find_thread(session, inbound, contact)
@@ -377,7 +407,7 @@ class Ingestor:
         new_conv = conv is None
         if conv is None:
             queue_id, priority, matched = _route(
-                self._catalog, inbound, contact.attributes, channel_queue
+                catalog, inbound, contact.attributes, channel_queue
             )
             status = ConversationStatus.QUEUED if routable else ConversationStatus.RESOLVED
             conv = Conversation(

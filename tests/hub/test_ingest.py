@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Attachment, ChannelKind
+from hub.actions import ingest as ingest_module
 from hub.actions.ingest import Ingestor
 from hub.db.models import (
     ChannelInstance,
@@ -221,3 +225,83 @@ async def test_attachments_go_to_media_store(db: Db) -> None:
         [rec] = row.attachments
     assert media.blobs[rec.sha256] == att.data
     assert (rec.filename, rec.size) == ("scan.pdf", len(att.data))
+
+
+async def test_catalog_refresher_picks_up_new_rules_off_the_ingest_path(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the hub's refresher running, ingest never loads the catalog itself, and a rule
+    added by another process (``contacthub apply``) routes the next message once reloaded."""
+    monkeypatch.setattr(ingest_module, "CATALOG_TTL_S", 0.05)
+    ingest, _, _ = make_ingestor(db)
+    loads: list[str] = []
+    real_load = ingest_module._load_catalog
+
+    async def counted(session: AsyncSession) -> object:
+        task = asyncio.current_task()
+        loads.append(task.get_name() if task else "?")
+        return await real_load(session)
+
+    monkeypatch.setattr(ingest_module, "_load_catalog", counted)
+    refresher = asyncio.create_task(ingest.refresh_catalog(), name="refresher")
+    try:
+        while not loads:
+            await asyncio.sleep(0.01)
+        before = await ingest(inbound(ChannelKind.SMS, "+14155550111", "a", "refund please"))
+        async with db.sessions() as s, s.begin():
+            billing = Queue(id=new_id("queue"), name="billing")
+            s.add(billing)
+            await s.flush()
+            s.add(
+                RoutingRule(
+                    id=new_id("rule"),
+                    name="refunds",
+                    position=0,
+                    conditions={"keywords": ["refund"]},
+                    queue_id=billing.id,
+                )
+            )
+        seen = len(loads)
+        while len(loads) < seen + 2:  # a reload that started after the commit
+            await asyncio.sleep(0.01)
+        after = await ingest(inbound(ChannelKind.SMS, "+14155550122", "b", "refund please"))
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+    async with db.sessions() as s:
+        c_before = await s.get(Conversation, before.conversation_id)
+        c_after = await s.get(Conversation, after.conversation_id)
+    assert c_before is not None and c_after is not None
+    assert c_before.queue_id is None
+    assert c_after.queue_id == billing.id
+    assert set(loads) == {"refresher"}  # every load ran in the refresher, none in an ingest
+
+
+async def test_stuck_refresher_does_not_leave_old_rules_in_use(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the refresher stops reloading, ingest reloads by itself once the copy is too old."""
+    monkeypatch.setattr(ingest_module, "CATALOG_TTL_S", 0.02)
+    monkeypatch.setattr(ingest_module, "CATALOG_STALE_S", 0.05)
+    ingest, _, _ = make_ingestor(db)
+    await ingest(inbound(ChannelKind.SMS, "+14155550133", "a", "hello"))  # loads a catalog
+    ingest._refreshed = True  # as if a refresher ran but is stuck
+    async with db.sessions() as s, s.begin():
+        billing = Queue(id=new_id("queue"), name="billing")
+        s.add(billing)
+        await s.flush()
+        s.add(
+            RoutingRule(
+                id=new_id("rule"),
+                name="all",
+                position=0,
+                conditions={"channel": "sms"},
+                queue_id=billing.id,
+            )
+        )
+    await asyncio.sleep(0.08)
+    late = await ingest(inbound(ChannelKind.SMS, "+14155550144", "b", "hello"))
+    async with db.sessions() as s:
+        conv = await s.get(Conversation, late.conversation_id)
+    assert conv is not None and conv.queue_id == billing.id
