@@ -14,6 +14,7 @@ that every visitor's ack waits for. :func:`do_reply` is both in one transaction 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -147,24 +148,31 @@ async def check_reply_sendable(
         raise Conflict(str(exc), code=exc.code, data={"channel": conv.channel}) from None
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyDraft:
+    """What the agent sent, before any check or write (``files``: each an attachment and its
+    media key)."""
+
+    text: str
+    html: str | None = None
+    subject: str | None = None
+    client_id: str | None = None
+    files: Sequence[tuple[Attachment, str]] = ()
+
+
 async def prepare_reply(
     session: AsyncSession,
     who: Principal,
     conv: Conversation,
-    *,
-    text: str,
-    html: str | None,
-    subject: str | None,
-    client_id: str | None,
+    draft: ReplyDraft,
     channel: Channel | None = None,
-    files: Sequence[tuple[Attachment, str]] = (),
 ) -> dict[str, Any] | ReplyWrite:
     """A reply's reads and checks, no writes (so no write lock): the stored entry's API shape
-    when this ``client_id`` was already replied, else the writes to run (``files``: each an
-    attachment and its media key)."""
+    when this ``client_id`` was already replied, else the writes to run."""
     if conv.status == ConversationStatus.RESOLVED.value:
         raise resolved_conflict()
-    key = f"reply:{conv.id}:{client_id}" if client_id else None
+    text, html, subject, files = draft.text, draft.html, draft.subject, draft.files
+    key = f"reply:{conv.id}:{draft.client_id}" if draft.client_id else None
     if key is not None:
         prior = await _prior_reply(session, key)
         if prior is not None:
@@ -240,27 +248,12 @@ async def do_reply(
     session: AsyncSession,
     who: Principal,
     conv: Conversation,
-    *,
-    text: str,
-    html: str | None,
-    subject: str | None,
-    client_id: str | None,
+    draft: ReplyDraft,
     channel: Channel | None = None,
-    files: Sequence[tuple[Attachment, str]] = (),
 ) -> tuple[dict[str, Any], list[Event]]:
     """Append the reply and queue it, in the caller's transaction (reads and writes together:
     PostgreSQL, where no single write lock makes that costly). Returns the entry's API shape."""
-    step = await prepare_reply(
-        session,
-        who,
-        conv,
-        text=text,
-        html=html,
-        subject=subject,
-        client_id=client_id,
-        channel=channel,
-        files=files,
-    )
+    step = await prepare_reply(session, who, conv, draft, channel)
     if not isinstance(step, ReplyWrite):
         return step, []
     conn = await session.connection()

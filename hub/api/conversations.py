@@ -152,36 +152,19 @@ async def reply(ctx: Context) -> dict[str, Any]:
     """Reply on the conversation's own channel (queued for delivery; idempotent by client_id)."""
     body: ReplyIn = ctx.body
     files = await reply_files(ctx, body.attachments)
+    draft = actions.ReplyDraft(body.text, body.html, body.subject, body.client_id, files)
     writer = _reply_writer(ctx)
     if writer is None:
         async with ctx.services.sessions() as session, session.begin():
             conv = await load_actionable(session, ctx.user, ctx.path["id"])
-            out, events = await actions.do_reply(
-                session,
-                ctx.user,
-                conv,
-                text=body.text,
-                html=body.html,
-                subject=body.subject,
-                client_id=body.client_id,
-                channel=_channel_for(ctx, conv),
-                files=files,
-            )
+            channel = _channel_for(ctx, conv)
+            out, events = await actions.do_reply(session, ctx.user, conv, draft, channel)
     else:
         # SQLite: the reads take no write lock; the writes are one short transaction
         async with ctx.services.sessions() as session:
             conv = await load_actionable(session, ctx.user, ctx.path["id"])
-            step = await actions.prepare_reply(
-                session,
-                ctx.user,
-                conv,
-                text=body.text,
-                html=body.html,
-                subject=body.subject,
-                client_id=body.client_id,
-                channel=_channel_for(ctx, conv),
-                files=files,
-            )
+            channel = _channel_for(ctx, conv)
+            step = await actions.prepare_reply(session, ctx.user, conv, draft, channel)
         if isinstance(step, dict):
             out, events = step, []
         else:

@@ -227,6 +227,20 @@ async def test_attachments_go_to_media_store(db: Db) -> None:
     assert (rec.filename, rec.size) == ("scan.pdf", len(att.data))
 
 
+async def _rule_to_new_queue(db: Db, name: str, conditions: dict[str, object]) -> str:
+    """A new queue and a first-position rule sending matching items to it (its id)."""
+    async with db.sessions() as s, s.begin():
+        queue = Queue(id=new_id("queue"), name=f"{name}-queue")
+        s.add(queue)
+        await s.flush()
+        s.add(
+            RoutingRule(
+                id=new_id("rule"), name=name, position=0, conditions=conditions, queue_id=queue.id
+            )
+        )
+    return queue.id
+
+
 async def test_catalog_refresher_picks_up_new_rules_off_the_ingest_path(
     db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -248,19 +262,7 @@ async def test_catalog_refresher_picks_up_new_rules_off_the_ingest_path(
         while not loads:
             await asyncio.sleep(0.01)
         before = await ingest(inbound(ChannelKind.SMS, "+14155550111", "a", "refund please"))
-        async with db.sessions() as s, s.begin():
-            billing = Queue(id=new_id("queue"), name="billing")
-            s.add(billing)
-            await s.flush()
-            s.add(
-                RoutingRule(
-                    id=new_id("rule"),
-                    name="refunds",
-                    position=0,
-                    conditions={"keywords": ["refund"]},
-                    queue_id=billing.id,
-                )
-            )
+        billing = await _rule_to_new_queue(db, "refunds", {"keywords": ["refund"]})
         seen = len(loads)
         while len(loads) < seen + 2:  # a reload that started after the commit
             await asyncio.sleep(0.01)
@@ -274,7 +276,7 @@ async def test_catalog_refresher_picks_up_new_rules_off_the_ingest_path(
         c_after = await s.get(Conversation, after.conversation_id)
     assert c_before is not None and c_after is not None
     assert c_before.queue_id is None
-    assert c_after.queue_id == billing.id
+    assert c_after.queue_id == billing
     assert set(loads) == {"refresher"}  # every load ran in the refresher, none in an ingest
 
 
@@ -287,21 +289,9 @@ async def test_stuck_refresher_does_not_leave_old_rules_in_use(
     ingest, _, _ = make_ingestor(db)
     await ingest(inbound(ChannelKind.SMS, "+14155550133", "a", "hello"))  # loads a catalog
     ingest._refreshed = True  # as if a refresher ran but is stuck
-    async with db.sessions() as s, s.begin():
-        billing = Queue(id=new_id("queue"), name="billing")
-        s.add(billing)
-        await s.flush()
-        s.add(
-            RoutingRule(
-                id=new_id("rule"),
-                name="all",
-                position=0,
-                conditions={"channel": "sms"},
-                queue_id=billing.id,
-            )
-        )
+    billing = await _rule_to_new_queue(db, "all", {"channel": "sms"})
     await asyncio.sleep(0.08)
     late = await ingest(inbound(ChannelKind.SMS, "+14155550144", "b", "hello"))
     async with db.sessions() as s:
         conv = await s.get(Conversation, late.conversation_id)
-    assert conv is not None and conv.queue_id == billing.id
+    assert conv is not None and conv.queue_id == billing

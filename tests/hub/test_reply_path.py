@@ -14,7 +14,7 @@ from sqlalchemy import Engine, event, func, select, update
 
 from channels.base import ChannelKind, Outbound, SendResult
 from hub.actions.batch_writer import writer_for
-from hub.actions.conversations import commit_reply, prepare_reply
+from hub.actions.conversations import ReplyDraft, commit_reply, prepare_reply
 from hub.actions.reply_write import ReplyWrite
 from hub.auth.sessions import Principal
 from hub.db.base import utcnow
@@ -154,9 +154,7 @@ async def _prepared(db: Db, conv_id: str, client_id: str | None) -> tuple[Conver
     """A reply whose reads and checks are done and whose writes have not run yet."""
     async with db.sessions() as s:
         conv = await s.get_one(Conversation, conv_id)
-        step = await prepare_reply(
-            s, _AGENT, conv, text="hi", html=None, subject=None, client_id=client_id
-        )
+        step = await prepare_reply(s, _AGENT, conv, ReplyDraft("hi", client_id=client_id))
     assert isinstance(step, ReplyWrite)
     return conv, step
 
