@@ -18,8 +18,8 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes
 from email.message import Message
+from email.parser import Parser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
@@ -127,11 +127,62 @@ def parse_email(
         raise ParseError(reason, field="mime") from exc
 
 
+# A header field's first line as the stdlib's feed parser takes it: a name of printable ASCII
+# without ':', then ':' (its "From " envelope line and malformed lines are left to it).
+_FIELD_LINE = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
+
+
+def _simple_message(text: str) -> Message | None:
+    """The ``Message`` the stdlib's parser builds for a plain single-part mail, built directly;
+    None for anything else (multipart, message/*, odd line ends, 8-bit or malformed headers).
+
+    Why: for the everyday small mail the feed parser (a generator per line, a regex per line,
+    line buffering) was a quarter of the parse, which is what a mailbox backlog waits for.
+    The shape accepted here is the one where that parser's outcome is plain: CRLF header lines,
+    each a field or a continuation, ended by an empty line; then the headers are stored with
+    the policy's own ``header_source_parse`` and the rest of the text is the payload, as it does
+    (tests compare both on a corpus).
+    """
+    end = text.find("\r\n\r\n")
+    head = text[:end]
+    if end <= 0 or not head.isascii():
+        return None
+    lines = head.split("\r\n")
+    msg = Message(policy=compat32)
+    field: list[str] = []
+    for line in lines:
+        if "\r" in line or "\n" in line:
+            return None  # a bare CR or LF: the parser's line splitting differs
+        if line[:1] in (" ", "\t"):
+            if not field:
+                return None  # a continuation first: a defect the parser records
+            field.append(line + "\r\n")
+            continue
+        if _FIELD_LINE.match(line) is None:
+            return None
+        if field:
+            msg.set_raw(*compat32.header_source_parse(field))
+        field = [line + "\r\n"]
+    if field:
+        msg.set_raw(*compat32.header_source_parse(field))
+    if msg.get_content_maintype() in ("multipart", "message"):
+        return None
+    msg.set_payload(text[end + 4 :])
+    return msg
+
+
+def message_from_raw(raw: bytes) -> Message:
+    """``email.message_from_bytes(raw, policy=compat32)``, faster for a plain single-part mail."""
+    text = raw.decode("ascii", "surrogateescape")
+    simple = _simple_message(text)
+    return simple if simple is not None else Parser(policy=compat32).parsestr(text)
+
+
 def _parse(
     raw: bytes, channel_id: str, channel: ChannelKind, opts: ParseOptions,
     received_at: datetime | None,
 ) -> Inbound:
-    msg = message_from_bytes(raw, policy=compat32)
+    msg = message_from_raw(raw)
     headers = _Headers(msg)
     senders = _addresses(headers.all("From")) or _addresses(headers.all("Sender"))
     if not senders:

@@ -44,6 +44,11 @@ BatchHandler = Callable[[list[bytes]], Awaitable[list[Inbound | ParseError]]]
 _Parsing = asyncio.Future[list[Inbound | ParseError]] | None
 _Item = tuple[list[int], list[tuple[int, bytes]], _Parsing] | BaseException | None
 PARSE_FAILED_FLAG = "$ParseFailed"
+# One RFC822.SIZE request covers this many UIDs (several fetch batches): a request per batch was
+# a third round trip per batch on the one connection, in front of the next batch's FETCH. The
+# answer is read by channels.email.imap_fetch (~40 bytes per UID), not aioimaplib's recursive
+# line parser, so its length is no longer bounded by the recursion limit.
+SIZES_PER_COMMAND = 1000
 
 
 def _check_cancelled() -> None:
@@ -205,8 +210,8 @@ class ImapReceiver:
     async def _produce(self, session: ImapSession, uids: list[int],
                        queue: asyncio.Queue[_Item]) -> None:
         try:
-            for start in range(0, len(uids), 200):
-                for batch in await self._batches(session, uids[start : start + 200]):
+            for start in range(0, len(uids), SIZES_PER_COMMAND):
+                for batch in await self._batches(session, uids[start : start + SIZES_PER_COMMAND]):
                     fetched = sorted(await self._fetch(session, batch))
                     # Parsing starts now, so it overlaps with the commit of the previous batch.
                     parsing = (asyncio.ensure_future(self.handle_many([r for _, r in fetched]))
@@ -227,11 +232,7 @@ class ImapReceiver:
         """Split ``uids`` into fetches of at most ``batch_size`` messages and ``batch_bytes``;
         mail above ``max_fetch_bytes`` goes alone and is fetched as headers only."""
         cfg = self.cfg
-        sizes: dict[int, int] = {}
-        # aioimaplib parses the lines of one read recursively (one frame per line): a reply of
-        # ~1000 short lines hits Python's recursion limit, so ask for sizes 200 at a time.
-        for start in range(0, len(uids), 200):
-            sizes.update(await session.sizes(uids[start : start + 200]))
+        sizes = await session.sizes(uids)
         self._oversize |= {u for u, s in sizes.items() if s > cfg.max_fetch_bytes}
         batches: list[list[int]] = []
         current: list[int] = []

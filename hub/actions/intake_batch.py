@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from channels.base import Attachment, Inbound, InboundKind, IngestReceipt
+from hub.actions.batch_writer import insert_rows
 from hub.actions.log import entry_dict, interaction_values
 from hub.actions.queued import WORK_KEY, work_facts
 from hub.db.models import (
@@ -151,6 +152,8 @@ _BUMP = (
 _BUMP_STATUS = _BUMP.values(status=bindparam("status"))
 _INSERT = {t.name: insert(t) for t in (_CONTACTS, _ADDRESSES, _CONVERSATIONS, _INTERACTIONS)}
 _INSERT_ATTACHMENTS = insert(_ATTACHMENTS)
+_INSERT_REFS_SQLITE = sqlite.insert(_REFS).on_conflict_do_nothing(index_elements=["channel", "ref"])
+_INSERT_REFS_PG = postgresql.insert(_REFS).on_conflict_do_nothing(index_elements=["channel", "ref"])
 
 
 def _duplicates(conn: Connection, keys: list[str]) -> dict[str, IngestReceipt]:
@@ -314,8 +317,8 @@ class _Batch:
         self.refs.append(
             {"channel": channel, "ref": inbound.external_id[:998], "conversation_id": conv.id}
         )
-        self.seen[item.key] = IngestReceipt(entry["id"], conv.id, contact.id, created=False)
         item.receipt = IngestReceipt(entry["id"], conv.id, contact.id, created=True)
+        self.seen[item.key] = item.receipt  # a later copy in the batch answers with its ids
         item._entry, item._files, item._queue_id = entry, files, conv.queue_id
         item._new_contact = new_contact
         if new_conv and routable and (row := conv.insert_row) is not None:
@@ -329,7 +332,8 @@ class _Batch:
         conn, now = self.conn, self.now
         contacts = [c for c in self.contacts.values() if c.insert]
         if contacts:
-            conn.execute(
+            insert_rows(
+                conn,
                 _INSERT["contacts"],
                 [
                     {
@@ -343,7 +347,8 @@ class _Batch:
                     for c in contacts
                 ],
             )
-            conn.execute(
+            insert_rows(
+                conn,
                 _INSERT["contact_addresses"],
                 [
                     {
@@ -371,19 +376,15 @@ class _Batch:
             for n, entry in enumerate(conv.entries):
                 entry["seq"] = first + n
         if new_rows:
-            conn.execute(_INSERT["conversations"], new_rows)
+            insert_rows(conn, _INSERT["conversations"], new_rows)
         entries = [e for conv in self.touched.values() for e in conv.entries]
         if entries:  # a batch of duplicates only writes nothing
-            conn.execute(_INSERT["interactions"], entries)
+            insert_rows(conn, _INSERT["interactions"], entries)
         if self.attachments:
-            conn.execute(_INSERT_ATTACHMENTS, self.attachments)
+            insert_rows(conn, _INSERT_ATTACHMENTS, self.attachments)
         if self.refs:
-            dialect = conn.dialect.name
-            ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            conn.execute(
-                ins(_REFS).on_conflict_do_nothing(index_elements=["channel", "ref"]),
-                self.refs,
-            )
+            refs = _INSERT_REFS_PG if conn.dialect.name == "postgresql" else _INSERT_REFS_SQLITE
+            insert_rows(conn, refs, self.refs)
 
     def _bump(self, convs: list[_Conv]) -> dict[str, int]:
         """Take ``len(entries)`` numbers from each existing conversation's counter atomically;

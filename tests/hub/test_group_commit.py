@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, insert, select
 
 import hub.actions.ingest as ingest_mod
 import hub.dispatch.executor as executor_mod
 from channels.base import ChannelKind
 from hub.actions import intake_batch
-from hub.actions.batch_writer import AsyncWriter, SqliteWriter
+from hub.actions.batch_writer import AsyncWriter, SqliteWriter, insert_rows
 from hub.actions.log import append
 from hub.app import create_app
 from hub.config import apply_config, parse_config
+from hub.db.base import Base
 from hub.db.models import Agent, Contact, Conversation, Interaction, Offer
 from hub.domain import ActorType, Direction, InteractionKind
 from hub.events import Event
@@ -410,3 +413,48 @@ async def test_sqlite_batches_wait_for_the_write_lock_in_their_thread(db: Db) ->
     receipt = await asyncio.wait_for(task, 15)
     assert receipt.created and ingest._writer.waited == 1
     assert await seqs(db, receipt.conversation_id) == [1, 2]
+
+
+def test_insert_rows_stores_what_sqlalchemys_executemany_stores(tmp_path: Path) -> None:
+    """``insert_rows`` (the batch's INSERTs with the per-row work done once) and SQLAlchemy's
+    own executemany leave byte-identical rows: timestamps, JSON (None included), text."""
+    now = datetime(2026, 11, 24, 10, 0, 0, 123456, tzinfo=UTC)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": f"ix_{i}",
+            "seq": i,
+            "conversation_id": "cv_1",
+            "kind": "message",
+            "direction": "inbound",
+            "channel": "email",
+            "actor_type": "contact",
+            "actor_id": None if i % 2 else "ct_1",
+            "text": f"caf\u00e9 {i}",
+            "html": None,
+            "subject": "Question",
+            "payload": {"metadata": {"to": ["a@example.com"], "n": i}, "none": None}
+            if i % 3
+            else {},
+            "external_id": f"<m{i}@example.com>",
+            "dedupe_key": f"email:s:{i}",
+            # the batch's one timestamp, and one in another zone
+            "created_at": now if i != 2 else now.astimezone(UTC) + timedelta(hours=1),
+        }
+        for i in range(6)
+    ]
+    stored = []
+    for fast in (False, True):
+        engine = create_engine(f"sqlite:///{tmp_path / f'{fast}.db'}")
+        Base.metadata.create_all(engine)
+        stmt = insert(Interaction.__table__)  # type: ignore[arg-type]
+        with engine.begin() as conn:
+            if fast:
+                insert_rows(conn, stmt, rows)
+                insert_rows(conn, stmt, [{**rows[0], "id": "ix_x", "dedupe_key": "x"}])
+            else:
+                conn.execute(stmt, rows)
+                conn.execute(stmt, [{**rows[0], "id": "ix_x", "dedupe_key": "x"}])
+            stored.append(conn.exec_driver_sql("SELECT * FROM interactions ORDER BY id").all())
+        engine.dispose()
+    assert stored[0] == stored[1]
+    assert len(stored[0]) == 7
