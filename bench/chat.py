@@ -18,7 +18,8 @@ Latencies (all on CLOCK_MONOTONIC, shared by processes on one machine):
 ``bare_socketio_per_s`` is a bare python-socketio server (ack plus an emit to an observer room)
 driven by the same clients at the same rate in the same run. ``hub_cpu_ms_per_msg`` and
 ``bare_cpu_ms_per_msg`` are each server's CPU (all threads) per delivered message: on a shared
-machine the least noisy comparison. Prints one JSON object.
+machine the least noisy comparison (``server_cpu_s_by_thread``: the same CPU per thread,
+``loop`` being the event loop's). Prints one JSON object.
 
 Diagnosis: ``--hub-only`` skips the bare server (its fields are then null), ``--sample PATH``
 runs the hub under ``bench/loop_sampler.py`` (where the event loop's CPU goes, per role, and
@@ -205,6 +206,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread of a process by ``<name>:<tid>`` (``loop`` for the main thread, the
+    event loop's; Python's other threads are all named ``python``, native ones such as tantivy's
+    have their own names), to see how much of the server's CPU is not the loop's."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            raw = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = "loop" if task.name == str(pid) else raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out[f"{name}:{task.name}"] = cpu
+    return out
+
+
+def thread_cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU per thread name between two :func:`thread_cpu` snapshots (threads that ended in
+    between are missing: a lower bound)."""
+    by_name: dict[str, float] = {}
+    for key, cpu in after.items():
+        name = key.rsplit(":", 1)[0]
+        by_name[name] = by_name.get(name, 0.0) + cpu - before.get(key, 0.0)
+    return {k: round(v, 2) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1]) if v > 0}
+
+
 async def wait_port(port: int, proc: asyncio.subprocess.Process, limit_s: float = 60) -> None:
     end = time.monotonic() + limit_s
     while time.monotonic() < end:
@@ -306,6 +334,7 @@ async def drive(
     connect_s = time.monotonic() - t_connect
     start = time.monotonic() + 0.5
     server_cpu0 = cpu_seconds(server_pid)
+    threads0 = thread_cpu(server_pid)
     if args.sample and token:
         os.kill(server_pid, signal.SIGUSR1)  # the sampler counts from here
     for p in procs:
@@ -317,6 +346,7 @@ async def drive(
         assert p.stdout is not None
         results.append(json.loads(await asyncio.wait_for(p.stdout.readline(), 120)))
     server_cpu_s = cpu_seconds(server_pid) - server_cpu0
+    threads = thread_cpu_delta(threads0, thread_cpu(server_pid))
     server_cpu = server_cpu_s / (time.monotonic() - start)
     await observer.close()
     for p in procs:
@@ -363,6 +393,7 @@ async def drive(
         # CPU the server spent per delivered message: unlike rates and latencies it does not
         # depend on how much of the (shared, noisy) machine the server was given
         "server_cpu_ms_per_msg": round(server_cpu_s * 1000 / max(len(observer.latencies), 1), 3),
+        "server_cpu_s_by_thread": threads,
         "send_lag_s": max(r["send_lag_s"] for r in results),
     }
 

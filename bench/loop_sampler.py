@@ -6,8 +6,10 @@ the loop several-fold. This runs ``MODULE`` as ``__main__`` (``hub.cli serve``) 
 looks at the main thread's stack every millisecond and weights each look by the CPU that thread
 used since the previous one (``/proc`` schedstat), so idle waits and time off the CPU on a
 shared machine count for nothing. It counts per function (on top: self; anywhere: inclusive),
-per role (``BUCKETS``), and the time and longest pause of each GC generation. SIGUSR1 (sent by
-``bench/chat.py`` at ``go``) resets the counts; at exit they are written as JSON to ``OUT``.
+per role (``BUCKETS``; ``self_by_bucket``: each role's top functions), the time and longest
+pause of each GC generation, and when each older-generation collection ran and how long it
+took (``gc_older_collections``). SIGUSR1 (sent by ``bench/chat.py`` at ``go``) resets the
+counts; at exit they are written as JSON to ``OUT``.
 ``LOOP_SAMPLER_FOCUS=<function>`` also keeps the full stacks of samples inside that function.
 
 Caveat: under uvloop the loop's own work is C code, seen as the top frame ``asyncio/runners.py:
@@ -27,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 IDLE = {"select", "poll"}
@@ -80,12 +83,17 @@ def main() -> None:
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     stacks: collections.Counter[str] = collections.Counter()
-    total = [0, 0]  # samples, idle samples
+    by_bucket: collections.Counter[str] = collections.Counter()  # "bucket | top function"
+    total = [0, 0, 0]  # sampled CPU (us), of it idle, samples that failed
     buckets: collections.Counter[str] = collections.Counter()
     focused: collections.Counter[str] = collections.Counter()
+    root = f"{Path.cwd()}/"  # the checkout: its frames make the hub_stacks chains
     focus = os.environ.get("LOOP_SAMPLER_FOCUS", "")  # full stacks of samples in this function
     gc_us = [0]
     gc_gen: dict[int, list[int]] = {0: [0, 0, 0], 1: [0, 0, 0], 2: [0, 0, 0]}  # n, us, max us
+    gc_log: list[tuple[float, int, int, int]] = []  # each older-generation collection:
+    # (seconds since go, generation, us, objects collected)
+    t_go = [time.monotonic()]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -97,18 +105,25 @@ def main() -> None:
             row[0] += 1
             row[1] += took
             row[2] = max(row[2], took)
+            if info["generation"] > 0:
+                gc_log.append(
+                    (round(time.monotonic() - t_go[0], 2), info["generation"], took,
+                     info["collected"])
+                )  # fmt: skip
 
     gc.callbacks.append(on_gc)
     stop = threading.Event()
 
     def reset(*_: object) -> None:
         """SIGUSR1 (the bench, at ``go``): count the load phase only, not startup/connects."""
-        for c in (own, incl, stacks, buckets, focused):
+        for c in (own, incl, stacks, buckets, focused, by_bucket):
             c.clear()
         gc_us[0] = 0
         for row in gc_gen.values():
             row[:] = [0, 0, 0]
-        total[:] = [0, 0]
+        total[:] = [0, 0, 0]
+        gc_log.clear()
+        t_go[0] = time.monotonic()
 
     signal.signal(signal.SIGUSR1, reset)
 
@@ -130,30 +145,39 @@ def main() -> None:
             weight, last = (now - last) // 1000, now
             if frame is None:
                 continue
-            total[0] += weight
-            if frame.f_code.co_name in IDLE and "selectors" in frame.f_code.co_filename:
-                total[1] += weight
-                continue
-            own[_name(frame)] += weight
-            seen: set[str] = set()
-            chain = []
-            f: FrameType | None = frame
-            while f is not None:
-                name = _name(f)
-                if name not in seen:
-                    seen.add(name)
-                    incl[name] += weight
-                if "/work/main/" in f.f_code.co_filename and len(chain) < 4:
-                    chain.append(name.rsplit("/", 1)[-1])
-                f = f.f_back
-            stacks[" < ".join(chain)] += weight
-            buckets[_bucket(seen)] += weight
-            if focus and any(focus in n for n in seen):
-                full, g = [], frame
-                while g is not None:
-                    full.append(_name(g).rsplit("/", 1)[-1])
-                    g = g.f_back
-                focused[" < ".join(full[:14])] += weight
+            try:
+                count(frame, weight)
+            except Exception:  # one odd frame must not end the sampling (it did, once)
+                total[2] += 1
+
+    def count(frame: FrameType, weight: int) -> None:
+        """One sample: ``weight`` µs of the loop's CPU, spent at ``frame``."""
+        total[0] += weight
+        if frame.f_code.co_name in IDLE and "selectors" in frame.f_code.co_filename:
+            total[1] += weight
+            return
+        own[_name(frame)] += weight
+        seen: set[str] = set()
+        chain = []
+        f: FrameType | None = frame
+        while f is not None:
+            name = _name(f)
+            if name not in seen:
+                seen.add(name)
+                incl[name] += weight
+            if f.f_code.co_filename.startswith(root) and len(chain) < 4:
+                chain.append(name.rsplit("/", 1)[-1])
+            f = f.f_back
+        stacks[" < ".join(chain)] += weight
+        label = _bucket(seen)
+        buckets[label] += weight
+        by_bucket[f"{label} | {_name(frame)}"] += weight
+        if focus and any(focus in n for n in seen):
+            full, g = [], frame
+            while g is not None:
+                full.append(_name(g).rsplit("/", 1)[-1])
+                g = g.f_back
+            focused[" < ".join(full[:14])] += weight
 
     def dump() -> None:
         stop.set()
@@ -161,14 +185,17 @@ def main() -> None:
             "thread_cpu_s": _thread_cpu(),
             "sampled_us": total[0],
             "idle": total[1],
+            "sample_errors": total[2],
             "buckets": buckets.most_common(),
             "gc_us": gc_us[0],
             "gc_by_generation": gc_gen,
+            "gc_older_collections": gc_log,
             "gc_count_now": gc.get_count(),
             "gc_frozen": gc.get_freeze_count(),
             "heap_objects": len(gc.get_objects()),
             "focused": focused.most_common(40),
             "self": own.most_common(80),
+            "self_by_bucket": by_bucket.most_common(150),
             "inclusive": incl.most_common(150),
             "hub_stacks": stacks.most_common(60),
         }

@@ -253,6 +253,9 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         try:
             yield
         finally:
+            # events posted by acknowledged chat messages reach the agents and the router first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(bus.drain(), timeout=2.0)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

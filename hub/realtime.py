@@ -9,6 +9,7 @@ emitted to the rooms they name, after the database commit that produced them.
 
 from __future__ import annotations
 
+import json
 import logging
 from http.cookies import SimpleCookie
 from typing import Any
@@ -29,18 +30,90 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/agent"
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_JSON_TYPES = frozenset({socketio.packet.EVENT, socketio.packet.ACK})
+
+
+def _safe_int(text: str) -> int:
+    """Integers in incoming packets, bounded as the library's own decoder does."""
+    if len(text) > 100:
+        raise ValueError("Integer is too large")
+    return int(text)
+
+
+class _Json:
+    """The ``json`` of :class:`HubPacket`: the same output as the library's (``engineio.json``)
+    from an encoder and a decoder built once. ``json.dumps``/``loads`` with any keyword build a
+    new ``JSONEncoder``/``JSONDecoder`` per call, and the library passes keywords every time
+    (``separators``, ``parse_int``): a visible share of each packet's cost."""
+
+    _encoder = json.JSONEncoder(separators=(",", ":"))
+    _decoder = json.JSONDecoder(parse_int=_safe_int)
+
+    @classmethod
+    def dumps(cls, data: Any, **kwargs: Any) -> str:
+        if kwargs == {"separators": (",", ":")}:
+            return cls._encoder.encode(data)
+        return json.dumps(data, **kwargs)
+
+    @classmethod
+    def loads(cls, text: str | bytes, **kwargs: Any) -> Any:
+        if kwargs:
+            return json.loads(text, **{"parse_int": _safe_int, **kwargs})
+        return cls._decoder.decode(text if isinstance(text, str) else text.decode())
 
 
 class HubPacket(socketio.packet.Packet):  # type: ignore[misc]
-    """socket.io's packet with an iterative binary check giving the same answer.
+    """socket.io's packet, encoding its JSON while deciding whether it is binary.
 
-    Every packet built (each emit, each ack) asks whether its data holds bytes; the library
-    answers with a recursive ``functools.reduce`` over lists of booleans, which for an
-    ``interaction.created`` payload cost more than encoding it as JSON (11 µs against 2).
+    Every packet built (each emit, each ack) asks whether its data holds bytes (then it is sent
+    as binary attachments) and is then encoded as JSON: two walks over the data (the library's
+    check, a recursive ``functools.reduce`` over lists of booleans, cost more than encoding the
+    data). Here the data is encoded first: JSON cannot hold bytes, so if that succeeds the
+    packet is not binary and the text is kept for :meth:`encode`; if it fails (bytes, or a value
+    JSON refuses) the check and the encoding take the library's path, which fails the same way
+    for bad values. Measured per packet: an ``interaction.created`` emit 8.1 -> 5.2 µs, an ack
+    3.4 -> 2.1 µs, decoding a visitor's message 3.9 -> 2.6 µs (with :class:`_Json`).
     """
+
+    json = _Json
+
+    def __init__(
+        self,
+        packet_type: int = socketio.packet.EVENT,
+        data: Any = None,
+        namespace: str | None = None,
+        id: int | None = None,
+        binary: bool | None = None,
+        encoded_packet: Any = None,
+    ) -> None:
+        self._text: str | None = None
+        if (
+            binary is None
+            and encoded_packet is None
+            and data is not None
+            and packet_type in _JSON_TYPES
+        ):
+            try:
+                self._text = _Json._encoder.encode(data)
+                binary = False
+            except (TypeError, ValueError):
+                pass
+        super().__init__(packet_type, data, namespace, id, binary, encoded_packet)
+
+    def encode(self) -> Any:
+        text = self._text
+        if text is None or self.packet_type not in _JSON_TYPES:
+            return super().encode()
+        head = str(self.packet_type)
+        if self.namespace is not None and self.namespace != "/":
+            head += self.namespace + ","
+        if self.id is not None:
+            head += str(self.id)
+        return head + text
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:
+        """The library's answer, iteratively (for data the JSON encoder refused)."""
         if isinstance(data, bytes | bytearray):
             return True
         if not isinstance(data, list | dict):

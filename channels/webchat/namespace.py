@@ -390,8 +390,10 @@ class WebchatChannel(AgentSide, VisitorSignals, socketio.AsyncNamespace):  # typ
             manager, socketio.AsyncManager
         ):
             return True
-        members = manager.rooms.get(self.namespace, {}).get(room) or ()
-        return any(other != sid for other in members)
+        members = manager.rooms.get(self.namespace, {}).get(room)
+        if not members:
+            return False
+        return len(members) > 1 or sid not in members  # no iteration: a bidict's is slow
 
     async def _on_prechat(self, conn: Conn, site: SiteConfig, payload: Any) -> dict[str, Any]:
         self._limits(site).message(conn.visitor.visitor_id, conn.ip)

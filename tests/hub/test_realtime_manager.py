@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import socketio
 
 from hub.realtime import HubManager, HubPacket
@@ -64,3 +65,42 @@ async def test_one_failing_socket_does_not_stop_the_others() -> None:
     server._send_eio_packet = flaky  # type: ignore[method-assign]
     await manager.emit("x", {"k": 1}, NS, room="r")
     assert reached == ["eio-b"]
+
+
+PAYLOADS: list[tuple[int, Any, str | None, int | None]] = [
+    (socketio.packet.EVENT, ["interaction.created", {"id": "ix_1", "text": "héllo ✓ \u2028",
+                             "n": [1, 2.5, None, True, {"x": [1, {"y": "z"}]}]}], "/agent", None),
+    (socketio.packet.ACK, [{"id": "ix_1", "conversation_id": "cv_1"}], "/widget", 12),
+    (socketio.packet.ACK, [{"error": {"code": "x", "message": "m"}}], "/", 0),
+    (socketio.packet.EVENT, ["file", {"data": b"\x00\x01", "name": "a"}], "/widget", None),
+    (socketio.packet.EVENT, ["m", [b"a", {"b": bytearray(b"c")}]], None, 5),
+    (socketio.packet.EVENT, ["x"], "/agent", None),
+    (socketio.packet.CONNECT_ERROR, {"message": "no"}, "/agent", None),
+    (socketio.packet.CONNECT, {"sid": "abc"}, "/widget", None),
+    (socketio.packet.DISCONNECT, None, "/widget", None),
+]  # fmt: skip
+
+
+def test_packets_encode_as_the_library_encodes_them() -> None:
+    """Encoding while deciding binary-or-not gives the library's packet type and bytes, binary
+    attachments included; values JSON refuses fail as they do in the library."""
+    for kind, data, namespace, ack_id in PAYLOADS:
+        ours = HubPacket(kind, data=data, namespace=namespace, id=ack_id)
+        theirs = socketio.packet.Packet(kind, data=data, namespace=namespace, id=ack_id)
+        assert ours.packet_type == theirs.packet_type, data
+        assert ours.encode() == theirs.encode(), data
+    for refused in ({1, 2}, object()):
+        for cls in (HubPacket, socketio.packet.Packet):
+            with pytest.raises(TypeError):
+                cls(socketio.packet.EVENT, data=["e", refused]).encode()
+
+
+def test_packets_decode_as_the_library_decodes_them() -> None:
+    for text in ('2/agent,["a",{"b":1,"c":[1.5,null]}]', '312["x"]', '2["n",' + "1" * 50 + "]"):
+        ours, theirs = HubPacket(encoded_packet=text), socketio.packet.Packet(encoded_packet=text)
+        assert (ours.packet_type, ours.namespace, ours.id, ours.data) == (
+            theirs.packet_type, theirs.namespace, theirs.id, theirs.data
+        )  # fmt: skip
+    for cls in (HubPacket, socketio.packet.Packet):  # the library's bound on integer digits
+        with pytest.raises(ValueError):
+            cls(encoded_packet='2["n",' + "1" * 101 + "]")

@@ -194,3 +194,47 @@ async def test_availability_is_cached_briefly_and_dropped_on_presence_change() -
     assert await availability.agents_available("k") is False and router.snapshots == 1
     await availability.on_event(Event("agent.presence", {"id": "a", "presence": "ready"}))
     assert await availability.agents_available("k") is True and router.snapshots == 2
+
+
+async def test_a_chat_message_returns_once_stored_and_its_events_follow(db: Db) -> None:
+    """The widget acks when ingest returns: for web chat that is right after the commit, and
+    the item's events (agents' sockets, the dispatcher) follow in the same loop tick, in order,
+    still only after the commit. Other channels return after publishing, as before."""
+    from sqlalchemy import select
+
+    from channels.base import ChannelKind
+    from hub.db.models import Interaction
+    from hub.events import Event
+    from tests.hub.helpers import inbound
+    from tests.hub.test_ingest import make_ingestor
+
+    ingest, bus, _ = make_ingestor(db)
+    heard: list[tuple[str, str]] = []
+    committed: list[bool] = []
+
+    async def listen(event: Event) -> None:
+        heard.append((event.name, str(event.data.get("id"))))
+        if event.name == "interaction.created":
+            async with db.sessions() as s:  # another connection: sees only committed rows
+                committed.append(await s.get(Interaction, event.data["id"]) is not None)
+
+    bus.subscribe(listen)
+    at_return: dict[str, list[tuple[str, str]]] = {}
+
+    async def send(channel: ChannelKind, sender: str) -> str:
+        receipt = await ingest(inbound(channel, sender, f"{sender}:1"))
+        at_return[sender] = list(heard)  # before this task yields to anything else
+        async with db.sessions() as s:  # the ack's promise: stored
+            assert await s.scalar(select(Interaction.id).where(
+                Interaction.id == receipt.interaction_id)) == receipt.interaction_id  # fmt: skip
+        return receipt.interaction_id
+
+    chats = await asyncio.gather(*(send(ChannelKind.WEBCHAT, f"v-ack-{n}") for n in range(3)))
+    assert all(seen == [] for seen in at_return.values())  # none waited for the fan-out
+    await bus.drain()
+    created = [ident for name, ident in heard if name == "interaction.created"]
+    assert created == chats  # every event, in the batch's order
+    assert [name for name, _ in heard].count("conversation.queued") == 3
+    assert committed == [True] * 3
+    sms = await send(ChannelKind.SMS, "+14155550177")
+    assert ("interaction.created", sms) in at_return["+14155550177"]  # published, then returned
