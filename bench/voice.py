@@ -300,7 +300,7 @@ class Tracer:
         from channels.voice import VoiceChannel
         from channels.voice import events as vev
         from channels.voice.ari import AriClient
-        from hub.actions import batch_writer, ingest
+        from hub.actions import batch_writer, routing_catalog
         from hub.batching import Batcher
         from hub.dispatch import dispatcher
         from hub.events import EventBus
@@ -325,7 +325,7 @@ class Tracer:
         self._wrap(dispatcher, "execute", "execute_start", "execute_end")
         self._wrap(VoiceChannel, "connect_agent", "connect_agent", None)
         self._wrap(AriClient, "originate", "originate_start", "originate_end")
-        self._wrap(ingest, "_load_catalog", "catalog_start", "catalog_end")
+        self._wrap(routing_catalog, "load_catalog", "catalog_start", "catalog_end")
         self._wrap_sync(batch_writer.SqliteWriter, "_checkpoint", "checkpoint_start",
                         "checkpoint_end")  # fmt: skip
         self._wrap_sync(batch_writer.SqliteWriter, "_finish", "batch_start", "batch_end")

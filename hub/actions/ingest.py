@@ -20,10 +20,8 @@ Each caller returns after the commit holding its item and publishes only its own
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,23 +37,21 @@ from hub.actions.intake_batch import BatchItem, eligible, ingest_batch
 from hub.actions.log import append, interaction_dict
 from hub.actions.queued import queued_event
 from hub.actions.receipts import apply_delivery_report, is_delivery_report
+from hub.actions.routing_catalog import CatalogCache
 from hub.batching import Batcher
 from hub.db.base import utcnow
 from hub.db.engine import SessionFactory
 from hub.db.models import (
     AttachmentRecord,
-    ChannelInstance,
     Contact,
     ContactAddress,
     Conversation,
     ConversationRef,
     Interaction,
-    RoutingRule,
 )
 from hub.domain import OPEN_STATUSES, ActorType, ConversationStatus, Direction, InteractionKind
 from hub.events import Event, EventBus
 from hub.ids import new_id
-from hub.rules import Facts, Rule, decide
 
 log = logging.getLogger(__name__)
 
@@ -159,55 +155,6 @@ async def _find_thread(
     ).scalar_one_or_none()
 
 
-@dataclass(frozen=True, slots=True)
-class _Catalog:
-    """Routing rules and channel instances, cached briefly: they change rarely (``apply``) and
-    reading them on every message was a third of ingest's queries."""
-
-    loaded_at: float
-    rules: tuple[Rule, ...]
-    channels: dict[tuple[str, str], tuple[str, str | None]]  # (kind, address) -> (id, queue)
-
-
-CATALOG_TTL_S = 5.0
-# with the hub's refresher running, a catalog older than this means it is stuck or failing:
-# the ingest then loads one itself rather than route by rules of unknown age
-CATALOG_STALE_S = 3 * CATALOG_TTL_S
-
-
-async def _load_catalog(session: AsyncSession) -> _Catalog:
-    rules = tuple(
-        Rule(r.name, r.position, r.conditions, r.queue_id, r.priority, r.stop)
-        for r in (await session.execute(select(RoutingRule))).scalars()
-    )
-    channels = {
-        (c.kind, c.address): (c.id, c.queue_id)
-        for c in (await session.execute(select(ChannelInstance))).scalars()
-    }
-    return _Catalog(time.monotonic(), rules, channels)
-
-
-def _route(
-    catalog: _Catalog, inbound: Inbound, attributes: dict[str, Any], channel_queue: str | None
-) -> tuple[str | None, int, tuple[str, ...]]:
-    facts = Facts(
-        channel=inbound.channel.value,
-        address=inbound.channel_id,
-        text=f"{inbound.subject or ''}\n{inbound.text}",
-        contact_attributes=attributes,
-        metadata=inbound.metadata,
-    )
-    decision = decide(catalog.rules, facts, fallback_queue=channel_queue)
-    return decision.queue_id, decision.priority, decision.matched
-
-
-def _route_by_catalog(
-    catalog: _Catalog, inbound: Inbound, attributes: dict[str, Any]
-) -> tuple[str | None, int, tuple[str, ...]]:
-    channel_queue = catalog.channels.get((inbound.channel.value, inbound.channel_id), (None, None))
-    return _route(catalog, inbound, attributes, channel_queue[1])
-
-
 class Ingestor:
     """The hub's :class:`channels.base.Sink`: adapters call it with each inbound item."""
 
@@ -223,43 +170,18 @@ class Ingestor:
         self._bus = bus
         self._media_put = media_put
         self._reopen_resolved = reopen_resolved
-        self._catalog: _Catalog | None = None
-        self._refreshed = False  # a refresher task keeps the catalog fresh (the hub runs one)
+        self._catalogs = CatalogCache(sessions)
         self._batcher = Batcher(self._run)  # group commit of concurrent calls
         self._writer = writer_for(sessions)  # where a batch's one transaction runs
 
     def invalidate_catalog(self) -> None:
         """Forget cached rules and channels (after this process changed them)."""
-        self._catalog = None
+        self._catalogs.invalidate()
 
     async def refresh_catalog(self) -> None:
-        """Reload the catalog every ``CATALOG_TTL_S``, forever (a task of the hub's lifespan).
-
-        Why: reloading when an item finds it expired put two queries (~3 ms) on the path of the
-        first message or call after every idle spell; with this running, ingest only reads the
-        cached copy (and loads one itself only if there is none, or this task fell behind).
-        """
-        self._refreshed = True
-        try:
-            while True:
-                async with self._sessions() as session:
-                    self._catalog = await _load_catalog(session)
-                await asyncio.sleep(CATALOG_TTL_S)
-        finally:
-            self._refreshed = False
-
-    async def _fresh_catalog(self, session: AsyncSession | None = None) -> _Catalog:
-        """The cached catalog, loaded here only when missing or too old to trust."""
-        catalog = self._catalog
-        limit = CATALOG_STALE_S if self._refreshed else CATALOG_TTL_S
-        if catalog is not None and time.monotonic() - catalog.loaded_at <= limit:
-            return catalog
-        if session is not None:
-            catalog = self._catalog = await _load_catalog(session)
-            return catalog
-        async with self._sessions() as own:
-            catalog = self._catalog = await _load_catalog(own)
-        return catalog
+        """Keep the routing catalog fresh, forever (a task of the hub's lifespan; see
+        :mod:`hub.actions.routing_catalog`)."""
+        await self._catalogs.refresh()
 
     async def __call__(self, inbound: Inbound, /) -> IngestReceipt:
         """Store ``inbound``, then publish its events; returns once both are done (web chat:
@@ -342,11 +264,11 @@ class Ingestor:
         for _attempt in range(3):
             for it in items:
                 it.receipt, it.events, it.slow = None, [], False
-            catalog = await self._fresh_catalog()
+            catalog = await self._catalogs.fresh()
             write = functools.partial(
                 ingest_batch,
                 items=items,
-                route=functools.partial(_route_by_catalog, catalog),
+                route=catalog.route_by_channel,
                 channels=catalog.channels,
                 now=utcnow(),
             )
@@ -392,10 +314,8 @@ class Ingestor:
     ) -> _Outcome:
         now = utcnow()
         contact, new_contact = await _resolve_contact(session, inbound)
-        catalog = await self._fresh_catalog(session)
-        instance_id, channel_queue = catalog.channels.get(
-            (inbound.channel.value, inbound.channel_id), (None, None)
-        )
+        catalog = await self._catalogs.fresh(session)
+        instance_id, channel_queue = catalog.channel(inbound)
         conv = await _find_thread(session, inbound, contact)
         events: list[Event] = []
         routable = not inbound.auto_generated and inbound.kind is not InboundKind.EVENT
@@ -419,8 +339,8 @@ class Ingestor:
                 conv = None  # a new case for a new message on a closed one
         new_conv = conv is None
         if conv is None:
-            queue_id, priority, matched = _route(
-                catalog, inbound, contact.attributes, channel_queue
+            queue_id, priority, matched = catalog.route(
+                inbound, contact.attributes, channel_queue
             )
             status = ConversationStatus.QUEUED if routable else ConversationStatus.RESOLVED
             conv = Conversation(

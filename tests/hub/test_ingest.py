@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Attachment, ChannelKind
-from hub.actions import ingest as ingest_module
+from hub.actions import routing_catalog
 from hub.actions.ingest import Ingestor
 from hub.db.models import (
     ChannelInstance,
@@ -246,17 +246,17 @@ async def test_catalog_refresher_picks_up_new_rules_off_the_ingest_path(
 ) -> None:
     """With the hub's refresher running, ingest never loads the catalog itself, and a rule
     added by another process (``contacthub apply``) routes the next message once reloaded."""
-    monkeypatch.setattr(ingest_module, "CATALOG_TTL_S", 0.05)
+    monkeypatch.setattr(routing_catalog, "CATALOG_TTL_S", 0.05)
     ingest, _, _ = make_ingestor(db)
     loads: list[str] = []
-    real_load = ingest_module._load_catalog
+    real_load = routing_catalog.load_catalog
 
     async def counted(session: AsyncSession) -> object:
         task = asyncio.current_task()
         loads.append(task.get_name() if task else "?")
         return await real_load(session)
 
-    monkeypatch.setattr(ingest_module, "_load_catalog", counted)
+    monkeypatch.setattr(routing_catalog, "load_catalog", counted)
     refresher = asyncio.create_task(ingest.refresh_catalog(), name="refresher")
     try:
         while not loads:
@@ -284,11 +284,11 @@ async def test_stuck_refresher_does_not_leave_old_rules_in_use(
     db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If the refresher stops reloading, ingest reloads by itself once the copy is too old."""
-    monkeypatch.setattr(ingest_module, "CATALOG_TTL_S", 0.02)
-    monkeypatch.setattr(ingest_module, "CATALOG_STALE_S", 0.05)
+    monkeypatch.setattr(routing_catalog, "CATALOG_TTL_S", 0.02)
+    monkeypatch.setattr(routing_catalog, "CATALOG_STALE_S", 0.05)
     ingest, _, _ = make_ingestor(db)
     await ingest(inbound(ChannelKind.SMS, "+14155550133", "a", "hello"))  # loads a catalog
-    ingest._refreshed = True  # as if a refresher ran but is stuck
+    ingest._catalogs._refreshed = True  # as if a refresher ran but is stuck
     billing = await _rule_to_new_queue(db, "all", {"channel": "sms"})
     await asyncio.sleep(0.08)
     late = await ingest(inbound(ChannelKind.SMS, "+14155550144", "b", "hello"))
