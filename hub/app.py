@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import hub.wiring  # noqa: F401  (registers the channel factories)
 from channels.base import Channel
 from hub import visitor_media, web
+from hub.actions.batch_writer import shared_writer
 from hub.actions.ingest import Ingestor
 from hub.api import attachments as attachments_api
 from hub.api import auth_routes, contacts, conversations, directory, offers, sms, system
@@ -234,7 +235,9 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
             services.extras["dispatcher"] = dispatcher
             bus.subscribe(dispatcher.on_event)
             tasks.append(asyncio.create_task(supervise("dispatcher", dispatcher.run)))
-        search = SearchService(settings, sessions, bus, media)
+        search = SearchService(
+            settings, sessions, bus, media, writer=shared_writer(sessions, services.extras)
+        )
         services.extras["search"] = search
         await search.start(supervise)
         transcription = TranscriptionService.create(

@@ -7,7 +7,9 @@ row in the same transaction as every insert; purge and retention add ``delete`` 
 coalesces them per subject, reads the *current* rows (an interaction that no longer exists is
 deleted from the index; an assignment, transfer, status change or QA evaluation re-labels its
 conversation's docs, see :func:`hub.search.docs.relabels_conversation`), writes
-the index and **commits it**, and only then deletes the outbox rows. A crash anywhere before
+the index and **commits it**, and only then deletes the outbox rows (on SQLite as one short
+unit on the hub's group-commit writer: through the async pool the delete held the write lock,
+which every chat ack's batch waits for, ~70 ms at a time under chat load). A crash anywhere before
 that point replays the batch on the next start; replays are harmless because upserts are keyed
 by interaction id and deleting an absent id is a no-op.
 
@@ -22,14 +24,17 @@ inserts this process never hears of (other processes, the dispatcher's log entri
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, select
-from sqlalchemy.engine import Row
+from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.actions.batch_writer import BatchWriter, writer_for
 from hub.db.engine import SessionFactory
 from hub.db.search_models import OP_DELETE, OP_PURGE_CONTACT, SearchOutbox
 from hub.events import Event
@@ -39,6 +44,8 @@ from recorder.search import IndexUnavailableError, SearchIndex
 log = logging.getLogger(__name__)
 
 WAKE_EVENTS = frozenset({"interaction.created"})
+_OUTBOX = cast(Table, SearchOutbox.__table__)
+_DELETE_DONE = delete(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +69,12 @@ class Indexer:
         batch: int = 2000,
         poll_s: float = 0.5,
         debounce_s: float = 0.25,
+        writer: BatchWriter | None = None,
     ) -> None:
+        """``writer``: where SQLite's outbox deletes run (the hub passes its shared writer;
+        without one the indexer makes its own)."""
         self._sessions = sessions
+        self._writer = writer
         self._index = index
         self._batch = batch
         self._poll_s = poll_s
@@ -127,12 +138,17 @@ class Indexer:
                 return DrainResult(0, 0, 0, 0)
             result = await self._apply(session, batch)
             ids = [row.id for row in batch]
-            if not postgres:
-                # SQLite: end the read transaction before writing; upgrading a read snapshot
-                # to a write fails at once if another connection committed meanwhile.
+            if postgres:  # in the transaction that holds the rows' locks
+                await session.execute(delete(SearchOutbox).where(SearchOutbox.id.in_(ids)))
+                await session.commit()
+            else:
+                # SQLite: end the read transaction before writing (upgrading a read snapshot
+                # to a write fails at once if another connection committed meanwhile)
                 await session.rollback()
-            await session.execute(delete(SearchOutbox).where(SearchOutbox.id.in_(ids)))
-            await session.commit()
+        if not postgres:
+            if self._writer is None:
+                self._writer = writer_for(self._sessions)
+            await self._writer.run(functools.partial(_delete_done, ids))
         self.drained_rows += len(batch)
         log.debug("search outbox: %s", result)
         return result
@@ -161,3 +177,7 @@ class Indexer:
             await self._index.upsert(docs)
         await self._index.commit()  # durable and searchable: only now may the rows go
         return DrainResult(len(batch), len(docs), len(gone), len(set(purges)))
+
+
+def _delete_done(ids: list[int], conn: Connection) -> None:
+    conn.execute(_DELETE_DONE, {"ids": ids})

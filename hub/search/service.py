@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from hub.actions.batch_writer import BatchWriter
 from hub.db.engine import SessionFactory
 from hub.events import EventBus
 from hub.search.backend import backend_name, index_dir, open_index
@@ -45,8 +46,10 @@ class SearchService:
         *,
         retention_interval_s: float = RETENTION_INTERVAL_S,
         poll_s: float = 0.5,
+        writer: BatchWriter | None = None,
     ) -> None:
         self.settings = settings
+        self.writer = writer  # SQLite: the hub's shared writer, for the outbox deletes
         self.sessions = sessions
         self.bus = bus
         self.media = media
@@ -82,7 +85,7 @@ class SearchService:
         self._tasks.append(asyncio.create_task(supervise("retention", self._retention_loop)))
 
     def _start_indexer(self, index: SearchIndex, supervise: Supervise) -> None:
-        self.indexer = Indexer(self.sessions, index, poll_s=self.poll_s)
+        self.indexer = Indexer(self.sessions, index, poll_s=self.poll_s, writer=self.writer)
         self.bus.subscribe(self.indexer.on_event)
         self._tasks.append(asyncio.create_task(supervise("search-indexer", self.indexer.run)))
         log.info("search: %s index ready", backend_name(self.settings))

@@ -5,13 +5,16 @@ Also home of the small builders the other search/media tests share.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
 
 from channels.base import Address, AddressKind, Attachment, ChannelKind, Inbound, IngestReceipt
+from hub.actions.batch_writer import writer_for
 from hub.actions.ingest import Ingestor
 from hub.actions.log import append
 from hub.actions.qa import FormContent, do_create_form, do_evaluate
@@ -238,3 +241,34 @@ async def test_a_qa_score_reaches_every_doc_of_the_conversation_after_a_crash(db
     assert by_kind == [("note", 75.0), ("sms", 75.0), ("sms", 75.0)]
     assert {first.interaction_id, second.interaction_id} <= {h.id for h in scored.hits}
     await flaky.inner.close()
+
+R = TypeVar("R")
+
+
+class CountingWriter:
+    """The hub's real writer for this database, counting the units it runs."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.inner = writer_for(sessions)
+        self.units = 0
+
+    async def run(self, work: Callable[[Connection], R], /) -> R:
+        self.units += 1
+        return await self.inner.run(work)
+
+
+async def test_sqlite_outbox_deletes_run_on_the_shared_writer(db: Db) -> None:
+    """On SQLite the drained rows are deleted as a unit on the writer the hub shares (not held
+    across the async pool's hops); PostgreSQL deletes them in the transaction that locked them."""
+    ingestor = make_ingestor(db.sessions)
+    receipts = [await ingest(ingestor, f"invoice copy {n}", ext=f"w{n}") for n in range(3)]
+    writer = CountingWriter(db.sessions)
+    index = TantivyIndex.open(None)
+    try:
+        drained = await Indexer(db.sessions, index, writer=writer).drain_all()
+        assert drained >= len(receipts)
+        assert await ids_for(index, "invoice") == {r.interaction_id for r in receipts}
+        assert await outbox_rows(db.sessions) == []
+    finally:
+        await index.close()
+    assert writer.units == (0 if db.engine.dialect.name == "postgresql" else 1)
