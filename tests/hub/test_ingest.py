@@ -252,9 +252,10 @@ async def test_catalog_refresher_picks_up_new_rules_off_the_ingest_path(
     real_load = routing_catalog.load_catalog
 
     async def counted(session: AsyncSession) -> object:
+        catalog = await real_load(session)
         task = asyncio.current_task()
-        loads.append(task.get_name() if task else "?")
-        return await real_load(session)
+        loads.append(task.get_name() if task else "?")  # once loaded, by whom
+        return catalog
 
     monkeypatch.setattr(routing_catalog, "load_catalog", counted)
     refresher = asyncio.create_task(ingest.refresh_catalog(), name="refresher")
