@@ -425,6 +425,26 @@ async def wav_checks(hub: RunningHub, conv_ids: list[str], work: Path) -> list[t
     return out
 
 
+async def _settle(hub: RunningHub, since: float, n: int, code: int, work: Path,
+                  convs: list[Conversation], ended: list[Conversation],
+                  checks: list[tuple[float, float]]) -> None:  # fmt: skip
+    """Wait until the level's calls are resolved with their recordings; fills the lists
+    in place so a timeout still leaves what was seen."""
+    while True:
+        async with hub.services.sessions() as s:
+            convs[:] = list((await s.execute(select(Conversation).where(
+                Conversation.channel == "voice",
+                Conversation.created_at >= datetime.fromtimestamp(since - 1).astimezone(),
+            ))).scalars())  # fmt: skip
+        ended[:] = [c for c in convs if c.status == "resolved"]
+        checks[:] = await wav_checks(hub, [c.id for c in ended], work)
+        if len(ended) >= n and all(length > 0 for length, _ in checks):
+            return
+        if code != 0 and len(ended) == len(convs):
+            return
+        await asyncio.sleep(1.0)
+
+
 async def one_level(tb: AsteriskTestbed, hub: RunningHub, tokens: list[str], speech: Path,
                     speech_s: float, n: int, work: Path, baseline_rms: float | None
                     ) -> tuple[bool, dict[str, Any]]:  # fmt: skip
@@ -440,28 +460,23 @@ async def one_level(tb: AsteriskTestbed, hub: RunningHub, tokens: list[str], spe
                    call_to="100", calls=n, rate_per_s=n)  # fmt: skip
     code = await caller.wait(120)
     await asyncio.sleep(1.0)
-    async with asyncio.timeout(60):  # recordings arrive after the calls end
-        while True:
-            async with hub.services.sessions() as s:
-                convs = list((await s.execute(select(Conversation).where(
-                    Conversation.channel == "voice",
-                    Conversation.created_at >= datetime.fromtimestamp(since - 1).astimezone(),
-                ))).scalars())  # fmt: skip
-            ended = [c for c in convs if c.status == "resolved"]
-            checks = await wav_checks(hub, [c.id for c in ended], work)
-            if len(ended) >= n and all(length > 0 for length, _ in checks):
-                break
-            if code != 0 and len(ended) == len(convs):
-                break
-            await asyncio.sleep(1.0)
+    convs: list[Conversation] = []
+    ended: list[Conversation] = []
+    checks: list[tuple[float, float]] = []
+    timed_out = False
+    try:
+        async with asyncio.timeout(60):  # recordings arrive after the calls end
+            await _settle(hub, since, n, code, work, convs, ended, checks)
+    except TimeoutError:  # a call never resolved or a recording never came: the level fails
+        timed_out = True
     completed = [c for c in ended if (c.attributes.get("call") or {}).get("outcome") == "completed"
                  and c.assignee_id]  # fmt: skip
     min_len = speech_s * 0.9
     rms_floor = 0.5 * baseline_rms if baseline_rms else 0.01
     good = [lr for lr in checks if lr[0] >= min_len and lr[1] >= rms_floor]
-    ok = code == 0 and len(convs) == n and len(completed) == n and len(good) == n
+    ok = not timed_out and code == 0 and len(convs) == n and len(completed) == n and len(good) == n
     return ok, {
-        "calls": n, "sipp_exit": code, "conversations": len(convs),
+        "calls": n, "sipp_exit": code, "conversations": len(convs), "timed_out": timed_out,
         "answered_completed": len(completed), "recordings_ok": len(good),
         "rms_median": round(statistics.median([r for _, r in checks]), 4) if checks else 0.0,
         "length_min_s": round(min((length for length, _ in checks), default=0.0), 2),
