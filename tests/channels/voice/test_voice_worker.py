@@ -61,6 +61,20 @@ class Host:
         self.forgotten.set()
 
 
+async def _offered_and_rung(host: Host) -> tuple[CallWorker, asyncio.Future[str]]:
+    """A new call's worker, offered to agent 1, once it sent the agent's originate (and the
+    offer's future, which the hub awaits)."""
+    call, first = sm.new_call(CALL, host.settings.ivr, 0.0)
+    worker = CallWorker(host, call, CALLER, Address(AddressKind.PHONE, "+14155550123"), TS)
+    worker.start(first)
+    worker.offer = offer = asyncio.get_running_loop().create_future()
+    await worker.inbox.put((sm.Offer("PJSIP/agent1", "agent-1", 15, "+14155550123"), None))
+    async with asyncio.timeout(5):
+        while not any(name == "originate" for name, _, _ in host.stub.calls):
+            await asyncio.sleep(0.01)
+    return worker, offer
+
+
 async def test_offer_is_rung_while_the_call_item_is_still_with_the_sink_items_keep_order() -> None:
     """The hub offers a call as soon as its router decided, which happens *inside* the sink
     call for the call's own item (ingest publishes, the dispatcher routes). The worker must
@@ -75,14 +89,7 @@ async def test_offer_is_rung_while_the_call_item_is_still_with_the_sink_items_ke
         return IngestReceipt("i", "c", "contact", True)
 
     host = Host(slow_sink)
-    call, first = sm.new_call(CALL, host.settings.ivr, 0.0)
-    worker = CallWorker(host, call, CALLER, Address(AddressKind.PHONE, "+14155550123"), TS)
-    worker.start(first)
-    worker.offer = asyncio.get_running_loop().create_future()
-    await worker.inbox.put((sm.Offer("PJSIP/agent1", "agent-1", 15, "+14155550123"), None))
-    async with asyncio.timeout(5):
-        while not any(name == "originate" for name, _, _ in host.stub.calls):
-            await asyncio.sleep(0.01)
+    worker, offer = await _offered_and_rung(host)
     async with asyncio.timeout(5):  # answer and MOH run beside the ring (their own task)
         while len(host.stub.calls) < 3:
             await asyncio.sleep(0.01)
@@ -98,14 +105,13 @@ async def test_offer_is_rung_while_the_call_item_is_still_with_the_sink_items_ke
 
     gone = ev.ChannelHangupRequest("ChannelHangupRequest", "app", TS, CALLER, 16)
     await worker.inbox.put((gone, None))  # the caller leaves while the agent rings
-    with_offer = worker.offer
     await asyncio.sleep(0.05)
     assert items == []  # the end item waits behind the call item
     release.set()
     async with asyncio.timeout(5):
         await host.forgotten.wait()
     assert [i.external_id for i in items] == [CALL, f"{CALL}:end"]
-    assert with_offer.done() and with_offer.exception() is not None  # the ring was told
+    assert offer.done() and offer.exception() is not None  # the ring was told
 
 
 class SlowAnswerAri(StubAri):
@@ -132,14 +138,7 @@ async def test_the_agent_rings_while_the_callers_answer_is_in_flight_bridging_wa
     host = Host(sink)
     host.stub = SlowAnswerAri()
     host.ari = cast(AriClient, host.stub)
-    call, first = sm.new_call(CALL, host.settings.ivr, 0.0)
-    worker = CallWorker(host, call, CALLER, Address(AddressKind.PHONE, "+14155550123"), TS)
-    worker.start(first)
-    worker.offer = asyncio.get_running_loop().create_future()
-    await worker.inbox.put((sm.Offer("PJSIP/agent1", "agent-1", 15, "+14155550123"), None))
-    async with asyncio.timeout(5):
-        while not any(name == "originate" for name, _, _ in host.stub.calls):
-            await asyncio.sleep(0.01)
+    worker, offer = await _offered_and_rung(host)
     assert sorted(name for name, _, _ in host.stub.calls) == ["answer", "originate"]
 
     leg = ev.ChannelInfo("agent-1", "PJSIP/agent1-1", "Up", ev.CallerId("", ""),
@@ -150,7 +149,7 @@ async def test_the_agent_rings_while_the_callers_answer_is_in_flight_bridging_wa
     assert sorted(names) == ["answer", "originate"]  # the bridge waits for the caller's answer
     host.stub.answered.set()
     async with asyncio.timeout(5):
-        await worker.offer
+        await offer
     names = [name for name, _, _ in host.stub.calls]
     assert names[2:4] == ["answer_done", "start_moh"]  # MOH after the answer, as before
     assert len(names) > 4  # then the bridge with the agent
