@@ -36,6 +36,7 @@ from tests.servers.asterisk import (
     write_rtp_pcap,
 )
 
+ECHO_DRAIN_S = 0.5  # for a previous mode's audio still in flight to leave the line
 SILENT = 0.003  # RMS of what Asterisk sends when nobody talks is 0; speech is above 0.01
 SUPERVISOR_SPEECH = (
     "This is your supervisor speaking. I am listening to this call to help you. "
@@ -200,6 +201,9 @@ async def test_whisper_and_barge_reach_the_agent_listen_does_not(
 
         heard = {"whisper": await agent_heard()}
         await monitors.set_mode(s.id, "listen")
+        # audio of the whisper still in flight (Asterisk's snoop buffers, the echo phone's
+        # playback) must leave the line first: a CI run once measured its tail (RMS 0.012)
+        await asyncio.sleep(ECHO_DRAIN_S)
         heard["listen"] = await agent_heard()
         await monitors.set_mode(s.id, "barge")
         heard["barge"] = await agent_heard()
