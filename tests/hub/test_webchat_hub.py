@@ -7,6 +7,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import socketio
 
 from hub.config import apply_config, parse_config
@@ -196,18 +197,22 @@ async def test_availability_is_cached_briefly_and_dropped_on_presence_change() -
     assert await availability.agents_available("k") is True and router.snapshots == 2
 
 
-async def test_a_chat_message_returns_once_stored_and_its_events_follow(db: Db) -> None:
+async def test_a_chat_message_returns_once_stored_and_its_events_follow(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The widget acks when ingest returns: for web chat that is right after the commit, and
     the item's events (agents' sockets, the dispatcher) follow in the same loop tick, in order,
     still only after the commit. Other channels return after publishing, as before."""
     from sqlalchemy import select
 
     from channels.base import ChannelKind
+    from hub.actions import ingest as ingest_module
     from hub.db.models import Interaction
     from hub.events import Event
     from tests.hub.helpers import inbound
     from tests.hub.test_ingest import make_ingestor
 
+    monkeypatch.setattr(ingest_module, "ACK_BEFORE_FANOUT", frozenset({ChannelKind.WEBCHAT}))
     ingest, bus, _ = make_ingestor(db)
     heard: list[tuple[str, str]] = []
     committed: list[bool] = []
