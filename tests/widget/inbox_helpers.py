@@ -16,7 +16,7 @@ import socket
 import struct
 import wave
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,9 +217,17 @@ class Watched:
         await dialog.dismiss()
 
 
-async def open_inbox(browser: Browser, hub: HubServer, email: str) -> Watched:
-    """A fresh browser profile that signs in through the login form."""
+async def open_inbox(
+    browser: Browser,
+    hub: HubServer,
+    email: str,
+    prepare: Callable[[BrowserContext], Awaitable[None]] | None = None,
+) -> Watched:
+    """A fresh browser profile that signs in through the login form (``prepare`` runs on the
+    profile first, e.g. to route its requests)."""
     context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    if prepare is not None:
+        await prepare(context)
     watched = Watched(await context.new_page(), context)
     page = watched.page
     await page.goto(f"{hub.url}/inbox/")

@@ -17,6 +17,7 @@ class InboxApp {
     this.queues = new Map();
     this.contacts = new Map();
     this.live = null;
+    this.racing = new Set(); // what each API read in flight has missed (see snapshot())
     this.names = {
       agent: (id) => (id && this.agents.get(id) ? this.agents.get(id).name : id ? "an agent" : ""),
       user: (id) => (id && this.userNames.get(id)) || "",
@@ -118,18 +119,48 @@ class InboxApp {
   // ---- state ---------------------------------------------------------------------------
 
   async refreshAll() {
-    const agents = await get("/api/agents");
-    this.agents = new Map(agents.items.map((a) => [a.id, a]));
-    this.userNames = new Map(agents.items.map((a) => [a.user_id, a.name]));
-    this.userNames.set(this.me.id, this.me.name);
-    this.renderPresence();
+    await this.snapshot(
+      () => get("/api/agents"),
+      (agents) => {
+        this.agents = new Map(agents.items.map((a) => [a.id, a]));
+        this.userNames = new Map(agents.items.map((a) => [a.user_id, a.name]));
+        this.userNames.set(this.me.id, this.me.name);
+        this.renderPresence();
+      },
+    );
     await this.lists.refresh();
     if (this.me.agent_id) {
-      const offers = await get("/api/offers");
-      if (offers.items.length) this.offers.show(offers.items[0]);
-      else this.offers.hide();
+      await this.snapshot(
+        () => get("/api/offers"),
+        (offers) => {
+          if (offers.items.length) this.offers.show(offers.items[0]);
+          else this.offers.hide();
+        },
+      );
     }
     if (this.view.id) await this.view.refresh();
+  }
+
+  /**
+   * Read state with `read` and draw it with `draw`, then apply again every live event that came
+   * in while the read was in flight. Why: a GET sent before an event may be answered after it,
+   * and drawing that older answer undid the event: an offer card shown by `offer` was removed by
+   * the reconnect's stale offer list, a message pushed during a timeline re-read vanished, an
+   * agent who had just gone ready was drawn not ready. Every handler is idempotent, and replayed
+   * events announce nothing (they were announced when they came). Returns what `draw` returned.
+   */
+  async snapshot(read, draw) {
+    const missed = [];
+    this.racing.add(missed);
+    let data;
+    try {
+      data = await read();
+    } finally {
+      this.racing.delete(missed);
+    }
+    const drawn = draw(data);
+    for (const [name, event] of missed) this.onEvent(name, event, true);
+    return drawn;
   }
 
   async contact(id, fresh = false) {
@@ -221,16 +252,17 @@ class InboxApp {
     this.refreshAll().catch((err) => this.toast(err.message));
   }
 
-  onEvent(name, data) {
+  onEvent(name, data, replayed = false) {
+    if (!replayed) for (const missed of this.racing) missed.push([name, data]);
     switch (name) {
       case "offer":
         this.offers.show(data);
         break;
       case "offer.revoked":
-        this.offers.hide(data.offer_id, "The offer expired and went to another agent");
+        this.offers.hide(data.offer_id, replayed ? undefined : "The offer expired and went to another agent");
         break;
       case "interaction.created":
-        if (this.view.add(data) && data.direction === "inbound") {
+        if (this.view.add(data) && data.direction === "inbound" && !replayed) {
           this.announce(`New message from ${contactLabel(this.view.contact)}`, false);
         }
         this.lists.touch(data);
@@ -243,7 +275,7 @@ class InboxApp {
         if (agent) Object.assign(agent, { presence: data.presence, presence_reason: data.presence_reason });
         if (data.id === this.me.agent_id) {
           this.renderPresence();
-          if (data.presence === "not_ready" && data.reason) this.announce("You were set to not ready after a missed offer", true);
+          if (data.presence === "not_ready" && data.reason && !replayed) this.announce("You were set to not ready after a missed offer", true);
         }
         break;
       }
@@ -252,7 +284,8 @@ class InboxApp {
         break;
       default:
         if (name.startsWith("conversation.")) {
-          if (name === "conversation.assigned" && data.assignee_id === this.me.agent_id && data.id !== this.view.id) {
+          const mine = name === "conversation.assigned" && data.assignee_id === this.me.agent_id;
+          if (mine && data.id !== this.view.id && !replayed) {
             this.announce("A conversation was assigned to you", true);
           }
           if (data.id === this.view.id) this.view.refresh().catch(() => {});

@@ -49,12 +49,22 @@ export class ConversationView {
 
   async open(id, { focus = false } = {}) {
     const seq = ++this.loadSeq;
-    const [conv, page] = await Promise.all([
-      get(`/api/conversations/${encodeURIComponent(id)}`),
-      get(`/api/conversations/${encodeURIComponent(id)}/interactions`),
-    ]);
-    const contact = await this.app.contact(conv.contact_id, true);
-    if (seq !== this.loadSeq) return; // a newer open() won the race
+    // drawn, then the live events that raced the reads are applied on top (app.snapshot)
+    await this.app.snapshot(
+      async () => {
+        const [conv, page] = await Promise.all([
+          get(`/api/conversations/${encodeURIComponent(id)}`),
+          get(`/api/conversations/${encodeURIComponent(id)}/interactions`),
+        ]);
+        return [conv, page, await this.app.contact(conv.contact_id, true)];
+      },
+      ([conv, page, contact]) => {
+        if (seq === this.loadSeq) this.draw(conv, page, contact, focus); // else a newer open() won
+      },
+    );
+  }
+
+  draw(conv, page, contact, focus) {
     const switched = !this.conv || this.conv.id !== conv.id;
     this.conv = conv;
     this.contact = contact;

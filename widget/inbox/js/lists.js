@@ -9,6 +9,7 @@ export class Lists {
     this.app = app;
     this.tab = "mine";
     this.lists = { mine: [], queue: [], all: [] };
+    this.readSeq = 0;
   }
 
   setQueues(data) {
@@ -73,14 +74,21 @@ export class Lists {
 
   async refresh() {
     const tabs = this.app.me.role === "agent" ? ["mine", "queue"] : ["mine", "queue", "all"];
-    const [queues, ...results] = await Promise.all([get("/api/queues"), ...tabs.map((t) => this.fetchList(t))]);
-    this.setQueues(queues);
-    tabs.forEach((t, i) => {
-      this.lists[t] = results[i];
-    });
-    $("#count-mine").textContent = this.lists.mine.length ? String(this.lists.mine.length) : "";
-    $("#count-queue").textContent = this.lists.queue.length ? String(this.lists.queue.length) : "";
-    this.render();
+    const seq = ++this.readSeq; // answers can come back out of order: only the newest is drawn
+    const results = await this.app.snapshot(
+      () => Promise.all([get("/api/queues"), ...tabs.map((t) => this.fetchList(t))]),
+      ([queues, ...lists]) => {
+        if (seq !== this.readSeq) return [];
+        this.setQueues(queues);
+        tabs.forEach((t, i) => {
+          this.lists[t] = lists[i];
+        });
+        $("#count-mine").textContent = this.lists.mine.length ? String(this.lists.mine.length) : "";
+        $("#count-queue").textContent = this.lists.queue.length ? String(this.lists.queue.length) : "";
+        this.render();
+        return lists;
+      },
+    );
     const missing = [...new Set(results.flat().map((c) => c.contact_id))].filter((id) => !this.app.contacts.has(id));
     if (missing.length) {
       await Promise.all(missing.slice(0, 50).map((id) => this.app.contact(id)));
