@@ -66,11 +66,11 @@ CONVERSATION_REF_PREFIX = "conversation:"  # a thread ref naming a conversation 
 # and, for a visitor's first message, for the dispatcher, whose listener returns only once the
 # new conversation is routed and that is written. The other channels' callers (and their tests)
 # rely on the dispatcher having seen the item when ingest returns; nobody waits on their answer.
-# Off for now (empty): with web chat in it, two clean CI runs in a row lost a chat message's
-# live update in a browser test (an offer card, a timeline bubble after a hub restart), which
-# had not happened before it; not diagnosed yet. Measured gain when on: p99 98 -> 84 ms at
-# 1,000 msg/s (bench/README.md, fifth round). Tests turn it on to keep the mechanism honest.
-ACK_BEFORE_FANOUT: frozenset[ChannelKind] = frozenset()
+# It was switched off for a day: two clean CI runs lost a chat message's live update in a browser
+# test right after it. The cause was the inbox page, not this (an older API answer drawn after a
+# pushed event undid it; fixed in widget/inbox/js/app.js ``snapshot``, tests/widget/
+# test_inbox_races.py). Measured gain: p99 98 -> 84 ms at 1,000 msg/s (bench/README.md, round 5).
+ACK_BEFORE_FANOUT: frozenset[ChannelKind] = frozenset({ChannelKind.WEBCHAT})
 
 
 def dedupe_key(inbound: Inbound) -> str:
