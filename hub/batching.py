@@ -9,12 +9,19 @@ being written form the next batch, so batches grow with load and a lone item is 
 
 All callers of a batch are woken in the same event-loop step, so whatever they do next (publish
 events, which the dispatcher then batches the same way) also happens together.
+
+Linger (optional, like PostgreSQL's ``commit_delay``): when the previous batch finished only
+moments ago (``busy_s``), the items are arriving steadily, and a batch taken at once would hold
+just the one or two that came in since. Waiting ``linger_s`` for more first makes batches several
+times larger, and a batch's fixed cost (its transaction, a handful of statements) is most of its
+price when it is small. An item on an idle hub is never delayed: no batch finished recently.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -27,9 +34,24 @@ Handler = Callable[[list[T]], Awaitable[list[BaseException | None]]]
 
 
 class Batcher(Generic[T]):
-    def __init__(self, handle: Handler[T], *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        handle: Handler[T],
+        *,
+        max_batch: int = 256,
+        linger_s: float = 0.0,
+        busy_s: float = 0.05,
+        linger_below: int = 16,
+    ) -> None:
+        """``linger_s`` > 0: wait that long before taking a batch of fewer than
+        ``linger_below`` items if the previous batch finished less than ``busy_s`` ago (see the
+        module docstring); a large submission (a fetched batch of mails) never waits."""
         self._handle = handle
         self._max = max_batch
+        self._linger = linger_s
+        self._busy = busy_s
+        self._linger_below = min(linger_below, max_batch)
+        self._finished = float("-inf")  # monotonic time the last batch was handled
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._worker: asyncio.Task[None] | None = None
 
@@ -65,6 +87,12 @@ class Batcher(Generic[T]):
 
     async def _drain_all(self) -> None:
         while self._pending:
+            if (
+                self._linger > 0
+                and len(self._pending) < self._linger_below
+                and time.monotonic() - self._finished < self._busy
+            ):
+                await asyncio.sleep(self._linger)  # busy: let the next few items join
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             try:
                 errors = await self._handle([item for item, _ in batch])
@@ -78,6 +106,8 @@ class Batcher(Generic[T]):
             except BaseException:
                 self._pending[:0] = batch  # not handled: cancelled with the rest below
                 raise
+            finally:
+                self._finished = time.monotonic()
             for (_, fut), error in zip(batch, errors, strict=True):
                 if fut.done():
                     continue

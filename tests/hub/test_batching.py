@@ -66,3 +66,37 @@ async def test_max_batch_splits_a_large_burst() -> None:
     batcher: Batcher[int] = Batcher(handle, max_batch=4)
     await asyncio.gather(*(batcher.submit(n) for n in range(10)))
     assert sizes == [4, 4, 2]
+
+
+async def _handled_in(batcher_kw: dict[str, float], gap_s: float) -> list[list[int]]:
+    """Item 1 right after a batch, item 2 ``gap_s`` later: which batches they land in."""
+    seen: list[list[int]] = []
+
+    async def handle(items: list[int]) -> list[BaseException | None]:
+        seen.append(items)
+        return [None] * len(items)
+
+    batcher: Batcher[int] = Batcher(handle, **batcher_kw)  # type: ignore[arg-type]
+    await batcher.submit(0)  # a batch just finished: the batcher counts as busy
+    first = asyncio.create_task(batcher.submit(1))
+    await asyncio.sleep(gap_s)
+    await asyncio.gather(first, batcher.submit(2))
+    return seen
+
+
+async def test_a_busy_batcher_lingers_so_the_next_items_join_one_batch() -> None:
+    assert await _handled_in({"linger_s": 0.5, "busy_s": 5.0}, 0.02) == [[0], [1, 2]]
+    assert await _handled_in({}, 0.02) == [[0], [1], [2]]  # default: no linger
+
+
+async def test_an_idle_batcher_does_not_linger_and_a_big_submission_never_does() -> None:
+    seen: list[int] = []
+
+    async def handle(items: list[int]) -> list[BaseException | None]:
+        seen.append(len(items))
+        return [None] * len(items)
+
+    batcher: Batcher[int] = Batcher(handle, linger_s=30.0, busy_s=5.0, linger_below=8)
+    await asyncio.wait_for(batcher.submit(1), 5)  # nothing finished lately: written at once
+    errors = await asyncio.wait_for(batcher.submit_many(list(range(8))), 5)  # 8 waiting: no wait
+    assert errors == [None] * 8 and seen == [1, 8]
