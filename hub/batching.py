@@ -42,15 +42,18 @@ class Batcher(Generic[T]):
         linger_s: float = 0.0,
         busy_s: float = 0.05,
         linger_below: int = 16,
+        may_linger: Callable[[T], bool] | None = None,
     ) -> None:
         """``linger_s`` > 0: wait that long before taking a batch of fewer than
         ``linger_below`` items if the previous batch finished less than ``busy_s`` ago (see the
-        module docstring); a large submission (a fetched batch of mails) never waits."""
+        module docstring), unless an item says it may not wait (``may_linger``); a large
+        submission (a fetched batch of mails) never waits."""
         self._handle = handle
         self._max = max_batch
         self._linger = linger_s
         self._busy = busy_s
         self._linger_below = min(linger_below, max_batch)
+        self._may_linger = may_linger
         self._finished = float("-inf")  # monotonic time the last batch was handled
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -85,13 +88,17 @@ class Batcher(Generic[T]):
                 if not fut.done():
                     fut.cancel()
 
+    def _lingers(self) -> bool:
+        if self._linger <= 0 or len(self._pending) >= self._linger_below:
+            return False
+        if time.monotonic() - self._finished >= self._busy:
+            return False
+        may = self._may_linger
+        return may is None or all(may(item) for item, _ in self._pending)
+
     async def _drain_all(self) -> None:
         while self._pending:
-            if (
-                self._linger > 0
-                and len(self._pending) < self._linger_below
-                and time.monotonic() - self._finished < self._busy
-            ):
+            if self._lingers():
                 await asyncio.sleep(self._linger)  # busy: let the next few items join
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             try:

@@ -183,7 +183,11 @@ class Ingestor:
         self._media_put = media_put
         self._reopen_resolved = reopen_resolved
         self._catalogs = CatalogCache(sessions)
-        self._batcher = Batcher(self._run, linger_s=INGEST_LINGER_S)  # group commit
+        self._batcher = Batcher(  # group commit; a call's item never waits (its ring time)
+            self._run,
+            linger_s=INGEST_LINGER_S,
+            may_linger=lambda item: item.inbound.channel is not ChannelKind.VOICE,
+        )
         self._writer = writer_for(sessions)  # where a batch's one transaction runs
 
     def invalidate_catalog(self) -> None:

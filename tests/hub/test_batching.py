@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ async def test_max_batch_splits_a_large_burst() -> None:
     assert sizes == [4, 4, 2]
 
 
-async def _handled_in(batcher_kw: dict[str, float], gap_s: float) -> list[list[int]]:
+async def _handled_in(batcher_kw: dict[str, Any], gap_s: float) -> list[list[int]]:
     """Item 1 right after a batch, item 2 ``gap_s`` later: which batches they land in."""
     seen: list[list[int]] = []
 
@@ -76,7 +77,7 @@ async def _handled_in(batcher_kw: dict[str, float], gap_s: float) -> list[list[i
         seen.append(items)
         return [None] * len(items)
 
-    batcher: Batcher[int] = Batcher(handle, **batcher_kw)  # type: ignore[arg-type]
+    batcher: Batcher[int] = Batcher(handle, **batcher_kw)
     await batcher.submit(0)  # a batch just finished: the batcher counts as busy
     first = asyncio.create_task(batcher.submit(1))
     await asyncio.sleep(gap_s)
@@ -87,6 +88,11 @@ async def _handled_in(batcher_kw: dict[str, float], gap_s: float) -> list[list[i
 async def test_a_busy_batcher_lingers_so_the_next_items_join_one_batch() -> None:
     assert await _handled_in({"linger_s": 0.5, "busy_s": 5.0}, 0.02) == [[0], [1, 2]]
     assert await _handled_in({}, 0.02) == [[0], [1], [2]]  # default: no linger
+
+
+async def test_an_item_that_may_not_wait_is_written_at_once() -> None:
+    kw = {"linger_s": 0.5, "busy_s": 5.0, "may_linger": lambda n: n != 1}
+    assert await _handled_in(kw, 0.02) == [[0], [1], [2]]
 
 
 async def test_an_idle_batcher_does_not_linger_and_a_big_submission_never_does() -> None:
