@@ -59,6 +59,7 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/search_api.py
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/chat.py
+	$(BIN)/python bench/socket_rooms.py
 	$(BIN)/python bench/email_ingest.py
 	$(BIN)/python bench/voice.py
 

@@ -49,6 +49,7 @@ from hub.realtime import AgentNamespace, HubManager, HubPacket
 from hub.search.service import SearchService
 from hub.services import Services
 from hub.settings import Settings
+from hub.socket_rooms import IndexedRedisManager
 from hub.state import StateStore
 from hub.transcription import TranscriptionService
 from recorder.media import MediaStore
@@ -168,7 +169,7 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         # cookie-authenticated sockets itself (hub.realtime)
         cors_allowed_origins="*",
         client_manager=(
-            socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else HubManager()
+            IndexedRedisManager(settings.redis_url) if settings.redis_url else HubManager()
         ),
         max_http_buffer_size=max(settings.max_body_bytes, 8 * 1024 * 1024),  # widget files
         logger=False,

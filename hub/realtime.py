@@ -25,6 +25,7 @@ from hub.db.models import Conversation, Queue
 from hub.domain import Role
 from hub.events import Event
 from hub.services import Services
+from hub.socket_rooms import RoomIndex
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class HubPacket(socketio.packet.Packet):  # type: ignore[misc]
         return False
 
 
-class HubManager(socketio.AsyncManager):  # type: ignore[misc]
+class HubManager(RoomIndex, socketio.AsyncManager):  # type: ignore[misc]
     """The in-process client manager, sending a room emit without a task per recipient.
 
     The library's ``emit`` wraps each recipient's send in its own task and then waits for
@@ -140,6 +141,7 @@ class HubManager(socketio.AsyncManager):  # type: ignore[misc]
     (unbounded) outgoing queue and never waits for the network. Here the encoded packet is put
     on each recipient's queue in turn; a recipient that fails is logged and skipped, as a
     failed task was. Emits that carry a callback (unused by the hub) keep the library's path.
+    Disconnects reach a socket's rooms through :class:`~hub.socket_rooms.RoomIndex`.
     """
 
     async def emit(
