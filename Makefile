@@ -30,6 +30,7 @@ demo: $(VENV)/.runtime
 
 servers:
 	bash tests/servers/postgres.sh
+	bash tests/servers/redis.sh
 	bash tests/servers/kannel.sh
 	bash tests/servers/dovecot.sh
 	bash tests/servers/fax.sh

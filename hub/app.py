@@ -49,7 +49,7 @@ from hub.realtime import AgentNamespace, HubManager, HubPacket
 from hub.search.service import SearchService
 from hub.services import Services
 from hub.settings import Settings
-from hub.socket_rooms import IndexedRedisManager
+from hub.socket_rooms import IndexedRedisManager, redis_channel
 from hub.state import StateStore
 from hub.transcription import TranscriptionService
 from recorder.media import MediaStore
@@ -169,7 +169,11 @@ def create_app(settings: Settings, *, channels: dict[str, Channel] | None = None
         # cookie-authenticated sockets itself (hub.realtime)
         cors_allowed_origins="*",
         client_manager=(
-            IndexedRedisManager(settings.redis_url) if settings.redis_url else HubManager()
+            IndexedRedisManager(
+                settings.redis_url, channel=redis_channel(settings.effective_database_url)
+            )
+            if settings.redis_url
+            else HubManager()
         ),
         max_http_buffer_size=max(settings.max_body_bytes, 8 * 1024 * 1024),  # widget files
         logger=False,

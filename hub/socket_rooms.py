@@ -12,6 +12,7 @@ same as its own disconnect leaves (tests/hub/test_socket_rooms.py compares the t
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import socketio
@@ -66,3 +67,11 @@ class RoomIndex:
 
 class IndexedRedisManager(RoomIndex, socketio.AsyncRedisManager):  # type: ignore[misc]
     """The Redis manager (several hub processes) with the index."""
+
+
+def redis_channel(database_url: str) -> str:
+    """The Redis pub/sub channel of one deployment: its hub processes share a database, and
+    Redis pub/sub ignores the database number, so two deployments on one Redis must not share
+    the library's default channel name (each would push its agents' events to the other's
+    sockets in rooms of the same name). Derived, not configured: nothing to get wrong."""
+    return "contacthub:" + hashlib.sha256(database_url.encode()).hexdigest()[:16]
