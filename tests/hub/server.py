@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+import socketio
 import uvicorn
 from sqlalchemy import select
 
@@ -101,3 +103,37 @@ async def running_hub(
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def agent_socket(
+    url: str, token: str, names: tuple[str, ...]
+) -> AsyncIterator[tuple[socketio.AsyncClient, asyncio.Queue[tuple[str, Any]]]]:
+    """An ``/agent`` socket.io client (websocket) signed in with ``token``; yields it and a
+    queue of ``(event name, data)`` for each of ``names`` it receives."""
+    got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    client = socketio.AsyncClient()
+    for name in names:
+
+        async def collect(data: Any, name: str = name) -> None:
+            await got.put((name, data))
+
+        client.on(name, collect, namespace="/agent")
+    await client.connect(
+        url, namespaces=["/agent"], transports=["websocket"], auth={"token": token}, wait_timeout=5
+    )
+    try:
+        yield client, got
+    finally:
+        await client.disconnect()
+
+
+async def received(
+    got: asyncio.Queue[tuple[str, Any]], count: int, timeout_s: float = 10.0
+) -> dict[str, Any]:
+    """The next ``count`` distinct events from an :func:`agent_socket` queue, by name."""
+    seen: dict[str, Any] = {}
+    while len(seen) < count:
+        name, data = await asyncio.wait_for(got.get(), timeout_s)
+        seen[name] = data
+    return seen

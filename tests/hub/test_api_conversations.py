@@ -11,7 +11,7 @@ from channels.base import ChannelKind, Outbound, SendResult, TransientChannelErr
 from hub.domain import Role
 from tests.conftest import Db
 from tests.hub.helpers import inbound
-from tests.hub.server import running_hub
+from tests.hub.server import agent_socket, received, running_hub
 
 
 class OutboxChannel:
@@ -180,27 +180,14 @@ async def test_agent_socket_gets_pushes_and_needs_a_token(db: Db) -> None:
             pass
         finally:
             await anon.disconnect()
-        got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        client = socketio.AsyncClient()
-        for name in ("hello", "interaction.created", "conversation.queued"):
-            client.on(name, _collector(got, name), namespace="/agent")
-        await client.connect(
-            hub.url,
-            namespaces=["/agent"],
-            transports=["websocket"],
-            auth={"token": hub.tokens[Role.AGENT]},
-            wait_timeout=5,
-        )
-        try:
+        names = ("hello", "interaction.created", "conversation.queued")
+        async with agent_socket(hub.url, hub.tokens[Role.AGENT], names) as (client, got):
             name, hello = await asyncio.wait_for(got.get(), 5)
             assert name == "hello" and hello["role"] == "agent"
             receipt = await hub.services.ingestor(
                 inbound(ChannelKind.WEBCHAT, "visitor-abc123", "w-1", "hello there")
             )
-            seen = {}
-            while len(seen) < 2:
-                name, data = await asyncio.wait_for(got.get(), 5)
-                seen[name] = data
+            seen = await received(got, 2)
             assert seen["interaction.created"]["text"] == "hello there"
             assert seen["conversation.queued"]["id"] == receipt.conversation_id
             ack = await client.call(
@@ -209,15 +196,6 @@ async def test_agent_socket_gets_pushes_and_needs_a_token(db: Db) -> None:
             assert ack == {"ok": True}
             bad = await client.call("join", {"nope": 1}, namespace="/agent", timeout=5)
             assert bad["error"]["code"] == "invalid_payload"
-        finally:
-            await client.disconnect()
-
-
-def _collector(q: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
-    async def handler(data: Any) -> None:
-        await q.put((name, data))
-
-    return handler
 
 
 async def test_agent_socket_refuses_cookie_from_foreign_origin(db: Db) -> None:

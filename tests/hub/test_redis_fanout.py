@@ -9,17 +9,15 @@ second stored. Redis must be running (``tests/servers/redis.sh``); without it th
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import redis.asyncio as aioredis
-import socketio
 
 from channels.base import ChannelKind
 from hub.domain import Role
 from hub.socket_rooms import redis_channel
 from tests.conftest import Db
 from tests.hub.helpers import inbound
-from tests.hub.server import running_hub
+from tests.hub.server import agent_socket, received, running_hub
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -34,31 +32,16 @@ async def test_an_event_from_one_hub_process_reaches_an_agent_on_another(db: Db)
         running_hub(db, redis_url=REDIS_URL) as first,
         running_hub(db, seed=False, redis_url=REDIS_URL, dispatcher=False) as second,
     ):
-        got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        client = socketio.AsyncClient()
-        for name in ("hello", "interaction.created", "conversation.queued"):
-            client.on(name, _collector(got, name), namespace="/agent")
-        await client.connect(
-            first.url,
-            namespaces=["/agent"],
-            transports=["websocket"],
-            auth={"token": first.tokens[Role.AGENT]},
-            wait_timeout=5,
-        )
-        try:
+        names = ("hello", "interaction.created", "conversation.queued")
+        async with agent_socket(first.url, first.tokens[Role.AGENT], names) as (_, got):
             assert (await asyncio.wait_for(got.get(), 5))[0] == "hello"
             receipt = await second.services.ingestor(
                 inbound(ChannelKind.WEBCHAT, "visitor-fanout1", "f-1", "across processes")
             )
-            seen: dict[str, Any] = {}
-            while len(seen) < 2:
-                name, data = await asyncio.wait_for(got.get(), 10)
-                seen[name] = data
+            seen = await received(got, 2)
             assert seen["interaction.created"]["text"] == "across processes"
             assert seen["interaction.created"]["conversation_id"] == receipt.conversation_id
             assert seen["conversation.queued"]["id"] == receipt.conversation_id
-        finally:
-            await client.disconnect()
 
 
 def test_deployments_sharing_a_redis_get_their_own_channel() -> None:
@@ -66,10 +49,3 @@ def test_deployments_sharing_a_redis_get_their_own_channel() -> None:
     assert one == redis_channel("postgresql://db-a/contacthub")  # every process of a deployment
     assert one != redis_channel("postgresql://db-b/contacthub")
     assert one != "socketio"  # the library's default, which any other app on that Redis may use
-
-
-def _collector(q: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
-    async def on(data: Any) -> None:
-        await q.put((name, data))
-
-    return on
