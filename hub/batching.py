@@ -46,14 +46,16 @@ class Batcher(Generic[T]):
     ) -> None:
         """``linger_s`` > 0: wait that long before taking a batch of fewer than
         ``linger_below`` items if the previous batch finished less than ``busy_s`` ago (see the
-        module docstring), unless an item says it may not wait (``may_linger``); a large
-        submission (a fetched batch of mails) never waits."""
+        module docstring), unless an item says it may not wait (``may_linger``; such an item
+        also ends a linger in progress, as does reaching ``linger_below``); a large submission
+        (a fetched batch of mails) never waits."""
         self._handle = handle
         self._max = max_batch
         self._linger = linger_s
         self._busy = busy_s
         self._linger_below = min(linger_below, max_batch)
         self._may_linger = may_linger
+        self._lingering: asyncio.Future[None] | None = None  # set while a linger is waiting
         self._finished = float("-inf")  # monotonic time the last batch was handled
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -62,6 +64,7 @@ class Batcher(Generic[T]):
         """Return once ``item``'s batch is handled; raise the item's error if it had one."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, fut))
+        self._cut_linger([item])
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         await fut  # cancelling the caller does not unwrite an item already in a batch
@@ -75,6 +78,7 @@ class Batcher(Generic[T]):
         loop = asyncio.get_running_loop()
         futs: list[asyncio.Future[None]] = [loop.create_future() for _ in items]
         self._pending.extend(zip(items, futs, strict=True))
+        self._cut_linger(items)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         await asyncio.wait(futs)
@@ -88,6 +92,27 @@ class Batcher(Generic[T]):
                 if not fut.done():
                     fut.cancel()
 
+    def _cut_linger(self, items: list[T]) -> None:
+        """End a linger in progress early when an item may not wait, or enough are waiting."""
+        waiting = self._lingering
+        if waiting is None or waiting.done():
+            return
+        may = self._may_linger
+        if len(self._pending) >= self._linger_below or (
+            may is not None and not all(may(item) for item in items)
+        ):
+            waiting.set_result(None)
+
+    async def _linger_for_more(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lingering = waiting = loop.create_future()
+        timer = loop.call_later(self._linger, _settle, waiting)
+        try:
+            await waiting
+        finally:
+            timer.cancel()
+            self._lingering = None
+
     def _lingers(self) -> bool:
         if self._linger <= 0 or len(self._pending) >= self._linger_below:
             return False
@@ -99,7 +124,7 @@ class Batcher(Generic[T]):
     async def _drain_all(self) -> None:
         while self._pending:
             if self._lingers():
-                await asyncio.sleep(self._linger)  # busy: let the next few items join
+                await self._linger_for_more()  # busy: let the next few items join
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             try:
                 errors = await self._handle([item for item, _ in batch])
@@ -122,3 +147,8 @@ class Batcher(Generic[T]):
                     fut.set_result(None)
                 else:
                     fut.set_exception(error)
+
+
+def _settle(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():
+        waiting.set_result(None)

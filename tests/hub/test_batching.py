@@ -106,3 +106,20 @@ async def test_an_idle_batcher_does_not_linger_and_a_big_submission_never_does()
     await asyncio.wait_for(batcher.submit(1), 5)  # nothing finished lately: written at once
     errors = await asyncio.wait_for(batcher.submit_many(list(range(8))), 5)  # 8 waiting: no wait
     assert errors == [None] * 8 and seen == [1, 8]
+
+
+async def test_an_item_that_may_not_wait_ends_a_linger_in_progress() -> None:
+    seen: list[list[int]] = []
+
+    async def handle(items: list[int]) -> list[BaseException | None]:
+        seen.append(items)
+        return [None] * len(items)
+
+    batcher: Batcher[int] = Batcher(handle, linger_s=30.0, busy_s=5.0, may_linger=lambda n: n >= 0)
+    await batcher.submit(0)  # busy from now on
+    lingering = asyncio.create_task(batcher.submit(1))  # waits up to 30 s for company
+    await asyncio.sleep(0.05)
+    assert seen == [[0]] and not lingering.done()
+    await asyncio.wait_for(batcher.submit(-1), 5)  # a call's item: written now, with item 1
+    await lingering
+    assert seen == [[0], [1, -1]]
