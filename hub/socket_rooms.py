@@ -3,7 +3,7 @@
 Why: the library keeps ``rooms[namespace][room] -> {sid: eio_sid}`` only, so a disconnect (and
 ``get_rooms``) walks every room of the namespace to find the few a socket is in. Web chat gives
 each visitor a room of its own, which makes a disconnect cost O(visitors) and a crowd leaving at
-once (a network blip, a proxy restart, the end of the chat bench) quadratic: ~80 ms of event loop
+once (a network blip, a proxy restart, the end of the chat bench) quadratic: ~100 ms of event loop
 for 1,000 visitors, seconds for 10,000 (``bench/socket_rooms.py``), during which no message is
 acknowledged. :class:`RoomIndex` keeps ``(namespace, sid) -> rooms`` in step with every enter and
 leave, so a disconnect touches only the socket's own rooms. The library's state afterwards is the

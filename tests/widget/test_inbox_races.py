@@ -37,7 +37,6 @@ class HeldAnswers:
         self.holding = False
         self.held = asyncio.Event()  # an answer is waiting
         self._go = asyncio.Event()
-        self._handed: list[asyncio.Task[None]] = []
 
     async def route(self, route: Route) -> None:
         if not self.holding:
