@@ -3,9 +3,10 @@
 Runs the real hub lifespan (ingest, event bus, dispatcher, socket.io emitter) on SQLite and on
 PostgreSQL, with ``--agents`` ready agents (an agent holds one live offer at a time, so there is
 one agent per item) and feeds ``--items`` new web-chat messages from distinct visitors, first
-one at a time, then ``--concurrency`` at a time. Each ingest call returns only after its offer
-is persisted and emitted (the bus awaits the dispatcher), so items/elapsed is the rate asked
-for. Prints one JSON object.
+one at a time, then ``--concurrency`` at a time. A web-chat ingest returns once stored, its
+events posted (``hub.actions.ingest.ACK_BEFORE_FANOUT``), so each call here also waits for the
+bus to drain (``EventBus.drain``: the dispatcher has routed, persisted and emitted the offer);
+items/elapsed is the rate asked for. Prints one JSON object.
 """
 
 # ruff: noqa: E402  (the imports below must follow the sys.path fix)
@@ -80,7 +81,12 @@ async def measure(settings: Settings, items: int, concurrency: int) -> dict[str,
             if dispatcher.router.snapshot().agents_logged_in:
                 break
             await asyncio.sleep(0.05)
-        ingest = services.ingestor
+        bus = services.bus
+
+        async def ingest(inbound: Inbound) -> None:
+            await services.ingestor(inbound)
+            await bus.drain()  # its offer is written and emitted
+
         half = items // 2
         t0, c0 = time.perf_counter(), time.process_time()
         for n in range(half):
