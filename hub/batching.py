@@ -10,11 +10,13 @@ being written form the next batch, so batches grow with load and a lone item is 
 All callers of a batch are woken in the same event-loop step, so whatever they do next (publish
 events, which the dispatcher then batches the same way) also happens together.
 
-Linger (optional, like PostgreSQL's ``commit_delay``): when the previous batch finished only
-moments ago (``busy_s``), the items are arriving steadily, and a batch taken at once would hold
-just the one or two that came in since. Waiting ``linger_s`` for more first makes batches several
-times larger, and a batch's fixed cost (its transaction, a handful of statements) is most of its
-price when it is small. An item on an idle hub is never delayed: no batch finished recently.
+Linger (optional, like PostgreSQL's ``commit_delay``): when the previous batch held several
+items and finished only moments ago (``busy_s``), callers are arriving concurrently and steadily,
+and a batch taken at once would hold just the one or two that came in since. Waiting
+``linger_s`` for more first makes batches several times larger, and a batch's fixed cost (its
+transaction, a handful of statements) is most of its price when it is small. An item on an idle
+hub is never delayed (no batch finished recently), nor is a caller that sends one item at a time
+and waits for each (its batches hold one item: nobody would join).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class Batcher(Generic[T]):
         may_linger: Callable[[T], bool] | None = None,
     ) -> None:
         """``linger_s`` > 0: wait that long before taking a batch of fewer than
-        ``linger_below`` items if the previous batch finished less than ``busy_s`` ago (see the
+        ``linger_below`` items if the previous batch held more than one item and finished less
+        than ``busy_s`` ago (see the
         module docstring), unless an item says it may not wait (``may_linger``; such an item
         also ends a linger in progress, as does reaching ``linger_below``); a large submission
         (a fetched batch of mails) never waits."""
@@ -57,6 +60,7 @@ class Batcher(Generic[T]):
         self._may_linger = may_linger
         self._lingering: asyncio.Future[None] | None = None  # set while a linger is waiting
         self._finished = float("-inf")  # monotonic time the last batch was handled
+        self._shared = False  # whether that batch held more than one item
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._worker: asyncio.Task[None] | None = None
 
@@ -116,7 +120,7 @@ class Batcher(Generic[T]):
     def _lingers(self) -> bool:
         if self._linger <= 0 or len(self._pending) >= self._linger_below:
             return False
-        if time.monotonic() - self._finished >= self._busy:
+        if not self._shared or time.monotonic() - self._finished >= self._busy:
             return False
         may = self._may_linger
         return may is None or all(may(item) for item, _ in self._pending)
@@ -139,7 +143,7 @@ class Batcher(Generic[T]):
                 self._pending[:0] = batch  # not handled: cancelled with the rest below
                 raise
             finally:
-                self._finished = time.monotonic()
+                self._finished, self._shared = time.monotonic(), len(batch) > 1
             for (_, fut), error in zip(batch, errors, strict=True):
                 if fut.done():
                     continue

@@ -77,7 +77,8 @@ ACK_BEFORE_FANOUT: frozenset[ChannelKind] = frozenset({ChannelKind.WEBCHAT})
 # 1,000 chat msg/s batches held ~2.6 items and each cost ~1 ms (its transaction and statements);
 # waiting 2 ms made them ~8 items, and in 4 alternating pairs (bench/chat.py defaults) the ack's
 # p50 went 36 -> 13 ms, p99 110 -> 71 ms, the reply API's p50 153 -> 68 ms (medians; better in
-# every pair; 4 ms was no better than 2). An idle hub writes at once.
+# every pair; 4 ms was no better than 2). An idle hub, and a caller that sends one item at a
+# time and waits for each, write at once.
 INGEST_LINGER_S = 0.002
 
 

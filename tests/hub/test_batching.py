@@ -70,7 +70,7 @@ async def test_max_batch_splits_a_large_burst() -> None:
 
 
 async def _handled_in(batcher_kw: dict[str, Any], gap_s: float) -> list[list[int]]:
-    """Item 1 right after a batch, item 2 ``gap_s`` later: which batches they land in."""
+    """Item 1 right after a batch of two, item 2 ``gap_s`` later: the batches they land in."""
     seen: list[list[int]] = []
 
     async def handle(items: list[int]) -> list[BaseException | None]:
@@ -78,7 +78,7 @@ async def _handled_in(batcher_kw: dict[str, Any], gap_s: float) -> list[list[int
         return [None] * len(items)
 
     batcher: Batcher[int] = Batcher(handle, **batcher_kw)
-    await batcher.submit(0)  # a batch just finished: the batcher counts as busy
+    await batcher.submit_many([0, 10])  # a batch of two just finished: the batcher is busy
     first = asyncio.create_task(batcher.submit(1))
     await asyncio.sleep(gap_s)
     await asyncio.gather(first, batcher.submit(2))
@@ -86,13 +86,13 @@ async def _handled_in(batcher_kw: dict[str, Any], gap_s: float) -> list[list[int
 
 
 async def test_a_busy_batcher_lingers_so_the_next_items_join_one_batch() -> None:
-    assert await _handled_in({"linger_s": 0.5, "busy_s": 5.0}, 0.02) == [[0], [1, 2]]
-    assert await _handled_in({}, 0.02) == [[0], [1], [2]]  # default: no linger
+    assert await _handled_in({"linger_s": 0.5, "busy_s": 5.0}, 0.02) == [[0, 10], [1, 2]]
+    assert await _handled_in({}, 0.02) == [[0, 10], [1], [2]]  # default: no linger
 
 
 async def test_an_item_that_may_not_wait_is_written_at_once() -> None:
     kw = {"linger_s": 0.5, "busy_s": 5.0, "may_linger": lambda n: n != 1}
-    assert await _handled_in(kw, 0.02) == [[0], [1], [2]]
+    assert await _handled_in(kw, 0.02) == [[0, 10], [1], [2]]
 
 
 async def test_an_idle_batcher_does_not_linger_and_a_big_submission_never_does() -> None:
@@ -103,9 +103,22 @@ async def test_an_idle_batcher_does_not_linger_and_a_big_submission_never_does()
         return [None] * len(items)
 
     batcher: Batcher[int] = Batcher(handle, linger_s=30.0, busy_s=5.0, linger_below=8)
-    await asyncio.wait_for(batcher.submit(1), 5)  # nothing finished lately: written at once
+    await asyncio.wait_for(batcher.submit_many([1, 2]), 5)  # nothing finished lately: at once
     errors = await asyncio.wait_for(batcher.submit_many(list(range(8))), 5)  # 8 waiting: no wait
-    assert errors == [None] * 8 and seen == [1, 8]
+    assert errors == [None] * 8 and seen == [2, 8]
+
+
+async def test_a_caller_sending_one_item_at_a_time_never_waits() -> None:
+    seen: list[int] = []
+
+    async def handle(items: list[int]) -> list[BaseException | None]:
+        seen.append(len(items))
+        return [None] * len(items)
+
+    batcher: Batcher[int] = Batcher(handle, linger_s=30.0, busy_s=5.0)
+    for n in range(3):  # each batch holds one item: nobody would join, so no linger
+        await asyncio.wait_for(batcher.submit(n), 5)
+    assert seen == [1, 1, 1]
 
 
 async def test_an_item_that_may_not_wait_ends_a_linger_in_progress() -> None:
@@ -116,10 +129,10 @@ async def test_an_item_that_may_not_wait_ends_a_linger_in_progress() -> None:
         return [None] * len(items)
 
     batcher: Batcher[int] = Batcher(handle, linger_s=30.0, busy_s=5.0, may_linger=lambda n: n >= 0)
-    await batcher.submit(0)  # busy from now on
+    await batcher.submit_many([0, 10])  # busy from now on
     lingering = asyncio.create_task(batcher.submit(1))  # waits up to 30 s for company
     await asyncio.sleep(0.05)
-    assert seen == [[0]] and not lingering.done()
+    assert seen == [[0, 10]] and not lingering.done()
     await asyncio.wait_for(batcher.submit(-1), 5)  # a call's item: written now, with item 1
     await lingering
-    assert seen == [[0], [1, -1]]
+    assert seen == [[0, 10], [1, -1]]
