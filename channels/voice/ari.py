@@ -296,6 +296,10 @@ class AriClient:
     async def unpause_recording(self, name: str) -> None:
         await self.request("DELETE", f"/recordings/live/{name}/pause")
 
+    async def get_live_recording(self, name: str) -> RecordingInfo:
+        """A recording still in progress (queued, recording or paused); 404 once it ended."""
+        return parse_recording(await self.request("GET", f"/recordings/live/{name}"))
+
     async def get_stored_recording(self, name: str) -> StoredRecording:
         data = await self.request("GET", f"/recordings/stored/{name}")
         return StoredRecording(str(data["name"]), str(data.get("format", "")))

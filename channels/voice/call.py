@@ -80,6 +80,7 @@ from channels.voice.commands import (
     RecordBridge,
     RecordCaller,
     RecordingReady,
+    RecordingSettled,
     RemoveFromBridge,
     RequeueRequest,
     Resync,
@@ -130,6 +131,7 @@ __all__ = [
     "RecordBridge",
     "RecordCaller",
     "RecordingReady",
+    "RecordingSettled",
     "RemoveFromBridge",
     "RequeueRequest",
     "Resync",
@@ -296,22 +298,26 @@ def _agent_gone(inp: Input, call: Call) -> bool:
 TALKING = (CallState.CONNECTED, CallState.HELD, CallState.CONSULTING, CallState.CONSULTED)
 
 
-def _recording_ended(call: Call, inp: ev.RecordingFinished | ev.RecordingFailed) -> Step:
-    """A recording ended: the live one, one of an earlier agent (transfer), or the voicemail."""
-    name = inp.recording.name
-    ok = isinstance(inp, ev.RecordingFinished)
+def _recording_ended(call: Call, name: str, ok: bool) -> Step:
+    """A recording ended: the live one, one of an earlier agent (transfer), or the voicemail.
+
+    ``ok``: it finished and its file is stored (an event, or ARI asked when the event never
+    came: :class:`RecordingSettled`); whichever comes second is a no-op.
+    """
     if name == call.recording and not call.recording_done:
         return replace(call, recording_done=True), [RecordingReady(name)] if ok else []
     if name in call.old_recordings:
         old = tuple(r for r in call.old_recordings if r != name)
         return replace(call, old_recordings=old), [RecordingReady(name)] if ok else []
-    return voicemail_finished(call, inp) or (call, [])
+    return voicemail_finished(call, name, ok) or (call, [])
 
 
 def step(call: Call, inp: Input, now: float) -> Step:
     """Apply one input; unknown or late inputs leave the call unchanged."""
     if isinstance(inp, ev.RecordingFinished | ev.RecordingFailed):
-        return _recording_ended(call, inp)
+        return _recording_ended(call, inp.recording.name, isinstance(inp, ev.RecordingFinished))
+    if isinstance(inp, RecordingSettled):
+        return _recording_ended(call, inp.name, inp.stored)
     if isinstance(inp, Offer) and call.state is not CallState.QUEUED:
         return call, [AgentFailed(inp.agent_channel, f"call_{call.state}")]
     if call.state is CallState.ENDED:

@@ -193,14 +193,15 @@ def leaving_step(call: Call, inp: Input, now: float) -> Step:
     return call, []
 
 
-def voicemail_finished(call: Call, inp: ev.RecordingFinished | ev.RecordingFailed) -> Step | None:
-    """The voicemail recording ended (in any state, also after the caller hung up)."""
-    if call.voicemail is None or inp.recording.name != call.voicemail or call.voicemail_done:
+def voicemail_finished(call: Call, name: str, ok: bool) -> Step | None:
+    """The voicemail recording ended (in any state, also after the caller hung up); ``ok``:
+    it finished and its file is stored."""
+    if call.voicemail is None or name != call.voicemail or call.voicemail_done:
         return None
     call = replace(call, voicemail_done=True)
     out: list[Output] = []
-    if isinstance(inp, ev.RecordingFinished):
-        out.append(VoicemailReady(inp.recording.name))
+    if ok:
+        out.append(VoicemailReady(name))
     if call.state is CallState.VOICEMAIL:  # '#' or the time limit: the caller is still here
         call, more = farewell(call, "voicemail")
         out += more

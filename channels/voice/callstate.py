@@ -82,6 +82,13 @@ class Call:
     old_recordings: tuple[str, ...] = ()
 
     @property
+    def pending_recordings(self) -> tuple[str, ...]:
+        """Recordings started for this call whose end has not been seen yet."""
+        live = () if self.recording is None or self.recording_done else (self.recording,)
+        mail = () if self.voicemail is None or self.voicemail_done else (self.voicemail,)
+        return (*live, *self.old_recordings, *mail)
+
+    @property
     def finished(self) -> bool:
         """Nothing more will happen: ended and every recording has been reported."""
         recorded = self.recording is None or self.recording_done

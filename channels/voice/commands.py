@@ -267,6 +267,15 @@ class Resync:
     channels: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class RecordingSettled:
+    """ARI no longer has recording ``name`` live, yet its finished (or failed) event never came:
+    ``stored`` says whether the file is there (see :mod:`channels.voice.recordings`)."""
+
+    name: str
+    stored: bool
+
+
 Input = (ev.Event | Offer | CancelOffer | HoldRequest | UnholdRequest | HangupRequest | Tick
          | ActionFailed | Resync | QueueStatus | VoicemailRequest | CallbackOfferRequest
-         | RequeueRequest | ConsultRequest | CompleteTransfer | CancelTransfer)
+         | RequeueRequest | ConsultRequest | CompleteTransfer | CancelTransfer | RecordingSettled)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from channels.base import ChannelError, PermanentChannelError
 from channels.voice import events as ev
+from channels.voice import recordings
 from channels.voice.actions import execute
 from channels.voice.ari import AriConflict
 from channels.voice.channel import CallGone, VoiceChannel
@@ -163,19 +164,34 @@ class Dialer:
     async def _work(self, w: _Out, first: list[OutOutput]) -> None:
         try:
             await self._perform(w, first)
+            s = self.channel.settings
+            ended_at: float | None = None
             while not w.call.finished:
                 timeout: float | None = None
                 if w.call.state is OutState.ENDED:
-                    timeout = self.channel.settings.recording_wait_s
+                    # ask ARI when the recording's event is late: it can be lost
+                    # (channels.voice.recordings)
+                    ended_at = self._clock() if ended_at is None else ended_at
+                    left = ended_at + s.recording_wait_s - self._clock()
+                    timeout = max(0.0, min(s.recording_check_s, left))
                 elif w.call.deadline is not None:
                     timeout = max(0.0, w.call.deadline - self._clock())
                 try:
                     inp, done = await asyncio.wait_for(w.inbox.get(), timeout)
                 except TimeoutError:
-                    if w.call.state is OutState.ENDED:
+                    if ended_at is None:
+                        inp, done = Tick(), None
+                    else:
+                        settled = await recordings.settle(self.channel.ari, w.call.recording)
+                        if settled is not None:
+                            log.info("outbound call %s: recording ended without its event (%s)",
+                                     w.call.id, "stored" if settled.stored else "no file")
+                            await self._apply(w, settled)
+                            continue
+                        if self._clock() - ended_at < s.recording_wait_s:
+                            continue
                         log.warning("outbound call %s: recording never finished", w.call.id)
                         break
-                    inp, done = Tick(), None
                 await self._apply(w, inp)
                 if done is not None and not done.done():
                     done.set_result(w.call.state)

@@ -35,6 +35,7 @@ from channels.voice.commands import (
     Play,
     RecordBridge,
     RecordingReady,
+    RecordingSettled,
     StopPlayback,
     Tick,
 )
@@ -96,7 +97,7 @@ OutAction = (CreateLeg | DialLeg | Play | StopPlayback | Bridge | RecordBridge |
              | DestroyBridge)
 OutNotice = AgentUp | CustomerUp | OutboundEnded | RecordingReady
 OutOutput = OutAction | OutNotice
-OutInput = ev.Event | Tick | HangupRequest | ActionFailed
+OutInput = ev.Event | Tick | HangupRequest | ActionFailed | RecordingSettled
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +214,12 @@ def _failure(inp: OutInput) -> str | None:
 
 def step(call: OutboundCall, inp: OutInput, now: float) -> Step:
     """Apply one input; late or unrelated inputs leave the call unchanged."""
-    if isinstance(inp, ev.RecordingFinished | ev.RecordingFailed):
-        if inp.recording.name == call.recording and not call.recording_done:
-            ok = isinstance(inp, ev.RecordingFinished)
+    if isinstance(inp, ev.RecordingFinished | ev.RecordingFailed | RecordingSettled):
+        # RecordingSettled: the event never came, ARI was asked (channels.voice.recordings)
+        name = inp.name if isinstance(inp, RecordingSettled) else inp.recording.name
+        ok = inp.stored if isinstance(inp, RecordingSettled) else isinstance(
+            inp, ev.RecordingFinished)
+        if name == call.recording and not call.recording_done:
             done = replace(call, recording_done=True)
             return done, [RecordingReady(call.recording)] if ok else []
         return call, []

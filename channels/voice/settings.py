@@ -38,3 +38,7 @@ class VoiceSettings:
     default_region: str = "US"
     delete_recordings: bool = True  # once the sink has the WAV, Asterisk's copy goes
     recording_wait_s: float = 30.0  # how long an ended call waits for its recording
+    # an ended call whose recording's end event has not come after this long (and as often
+    # again) asks ARI whether the recording is still live: the event can be lost (see
+    # channels.voice.recordings)
+    recording_check_s: float = 2.0

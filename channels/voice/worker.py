@@ -27,6 +27,7 @@ from typing import Protocol, cast
 from channels.base import Address, ChannelError, Inbound, Sink, TransientChannelError
 from channels.voice import call as sm
 from channels.voice import events as ev
+from channels.voice import recordings
 from channels.voice.actions import execute
 from channels.voice.ari import AriClient
 from channels.voice.inbound import call_inbound, end_inbound
@@ -75,17 +76,21 @@ class CallWorker:
     async def _run(self, first: list[sm.Output]) -> None:
         try:
             await self._perform(first)
+            ended_at: float | None = None
             while not self.call.finished:
                 timeout: float | None = None
                 if self.call.state is sm.CallState.ENDED:
-                    timeout = self.host.settings.recording_wait_s
+                    ended_at = self.host.now() if ended_at is None else ended_at
+                    timeout = self._recording_timeout(ended_at)
                 elif self.call.deadline is not None:
                     timeout = max(0.0, self.call.deadline - self.host.now())
                 before = self.call.state
                 try:
                     inp, done = await asyncio.wait_for(self.inbox.get(), timeout)
                 except TimeoutError:
-                    if self.call.state is sm.CallState.ENDED:
+                    if ended_at is not None:
+                        if await self._check_recordings(ended_at):
+                            continue
                         log.warning("call %s: recording never finished", self.call.id)
                         break
                     inp, done = sm.Tick(await self._queue_news()), None
@@ -112,6 +117,26 @@ class CallWorker:
             _inp, done = self.inbox.get_nowait()
             if done is not None and not done.done():
                 done.set_result((self.call.state, self.call))
+
+    def _recording_timeout(self, ended_at: float) -> float:
+        """How long an ended call waits for an event before asking ARI about its recordings."""
+        s = self.host.settings
+        left = ended_at + s.recording_wait_s - self.host.now()
+        return max(0.0, min(s.recording_check_s, left))
+
+    async def _check_recordings(self, ended_at: float) -> bool:
+        """No recording event for a while after the end: ask ARI how each pending recording
+        ended (its event can be lost: see :mod:`channels.voice.recordings`). False once the
+        call has waited ``recording_wait_s`` for a recording that is still live."""
+        for name in self.call.pending_recordings:
+            settled = await recordings.settle(self.host.ari, name)
+            if settled is not None:
+                log.info("call %s: recording %s ended without its event (%s)", self.call.id,
+                         name, "stored" if settled.stored else "no file")  # fmt: skip
+                await self._apply(settled)
+        if self.call.finished:
+            return True
+        return self.host.now() - ended_at < self.host.settings.recording_wait_s
 
     async def _queue_news(self) -> sm.QueueStatus | None:
         """Ask the hub where a queued call stands, only when an announcement is due."""

@@ -242,6 +242,21 @@ def test_agent_hangup_ends_the_call_and_recording_is_reported_once() -> None:
     assert sm.step(call, done, 32.0) == (call, [])
 
 
+def test_a_recording_whose_event_was_lost_is_settled_by_asking_ari() -> None:
+    """The end event of a bridge recording can be lost; what ARI says settles it instead."""
+    name = "call-1700000000-1"
+    ended, _ = sm.step(connected(), sm.HangupRequest(), 8.0)
+    assert ended.pending_recordings == (name,)
+    call, outs = sm.step(ended, sm.RecordingSettled(name, stored=True), 10.0)
+    assert outs == [sm.RecordingReady(name)] and call.finished
+    info = ev.RecordingInfo(name, "wav", "bridge:bridge-1700000000-1", "done")
+    late = ev.RecordingFinished("RecordingFinished", "app", TS, info)
+    assert sm.step(call, late, 11.0) == (call, [])  # the event after all: reported once
+    call, outs = sm.step(ended, sm.RecordingSettled(name, stored=False), 10.0)
+    assert outs == [] and call.finished  # failed: no file, nothing to wait for
+    assert sm.step(ended, sm.RecordingSettled("other", stored=True), 10.0) == (ended, [])
+
+
 def test_hub_hangup_clears_both_legs() -> None:
     call, outs = sm.step(connected(), sm.HangupRequest(), 8.0)
     assert outs[:3] == [sm.Hangup(CALL), sm.Hangup(AGENT),

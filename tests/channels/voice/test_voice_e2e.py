@@ -8,13 +8,14 @@ test (playing the hub) connects an agent phone (sipp UAS that auto-answers and t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
 import pytest
 
 from channels.base import AddressKind, ChannelKind, InboundKind, PermanentChannelError
-from channels.voice.ari import AriClient
+from channels.voice.ari import AriClient, AriNotFound
 from channels.voice.call import CallState
 from channels.voice.channel import AgentUnavailable, CallGone
 from tests.channels.voice.conftest import TcpProxy, heard_rms, running_channel
@@ -212,6 +213,65 @@ async def test_events_socket_dropped_caller_put_back_on_hold_music(
         assert agent.wait(10) == 0, agent.errors()
         assert caller.wait(10) == 0, caller.errors()
         print(f"\nreconnected and reconciled {reconnect_s*1000:.0f} ms after the network came back")
+    finally:
+        await direct.aclose()
+        await proxy.close()
+
+
+async def test_recording_is_handed_over_when_its_finished_event_never_came(
+    asterisk: AsteriskTestbed, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    """A recording's RecordingFinished can be lost: a bridge recording's events reach the app
+    through the bridge, so one that finishes after the bridge was destroyed goes nowhere (a race
+    at every call's end), and Asterisk drops every event while the events socket is down. Here the
+    call ends while the socket is down, so the loss is certain; the ended call asks ARI about
+    the recording and still hands it over."""
+    tb = asterisk
+    proxy = TcpProxy(tb.http_port)
+    port = await proxy.start()
+    direct = AriClient(tb.ari_url, tb.user, tb.password)
+    agent = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
+                       values={"ring_ms": "100", "speech_pcap": str(speech["agent"])})
+    try:
+        async with running_channel(tb, ari_url=f"http://127.0.0.1:{port}/ari",
+                                   recording_wait_s=30.0) as run:
+            caller = start_sipp(tb, "caller", tmp_path, port=tb.caller_port,
+                                values=caller_values(speech), call_to="100")
+            call_id = (await run.sink.wait_for(lambda i: i.kind is InboundKind.CALL)).external_id
+            agent_channel = await run.channel.connect_agent(call_id, "PJSIP/agent1")
+            name = f"call-{call_id.replace('.', '-')}"
+            await asyncio.sleep(1)  # some conversation to record
+
+            proxy.block()
+            await asyncio.sleep(0.3)
+            # the call ends while nobody listens, the way the channel ends one
+            await direct.hangup(call_id)
+            await direct.hangup(agent_channel)
+            with contextlib.suppress(AriNotFound):
+                await direct.destroy_bridge(f"bridge-{call_id.replace('.', '-')}")
+            async with asyncio.timeout(5):
+                while True:
+                    try:
+                        await direct.get_live_recording(name)
+                    except AriNotFound:
+                        break
+                    await asyncio.sleep(0.05)
+            assert (await direct.get_stored_recording(name)).name == name
+            t = time.monotonic()
+            proxy.allow()
+
+            end = await run.sink.wait_for(lambda i: i.external_id == f"{call_id}:end")
+            assert end.metadata["event"] == "ended" and end.metadata["reason"] == "lost"
+            # well before recording_wait_s: the channel asked ARI instead of waiting it out
+            rec = await run.sink.wait_for(lambda i: i.external_id == f"{call_id}:recording",
+                                          timeout=10.0)
+            handed_over_s = time.monotonic() - t
+        assert rec.attachments[0].data[:4] == b"RIFF"
+        with pytest.raises(AriNotFound):  # Asterisk's copy was deleted once handed over
+            await direct.get_stored_recording(name)
+        assert agent.wait(10) == 0, agent.errors()
+        assert caller.wait(10) == 0, caller.errors()
+        print(f"\nrecording handed over {handed_over_s*1000:.0f} ms after reconnecting")
     finally:
         await direct.aclose()
         await proxy.close()

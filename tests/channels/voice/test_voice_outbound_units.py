@@ -18,6 +18,7 @@ from channels.voice.commands import (
     Play,
     RecordBridge,
     RecordingReady,
+    RecordingSettled,
     StopPlayback,
     Tick,
 )
@@ -159,6 +160,16 @@ def test_hub_hangup_in_each_state_and_late_events_are_ignored() -> None:
     call, outs = run(call, dial(call.customer_channel, "ANSWER"), hangup(call.agent_channel),
                      Tick(), HangupRequest())
     assert outs == [] and call.state is OutState.ENDED
+
+
+def test_a_lost_recording_event_is_settled_by_what_ari_says() -> None:
+    ended, _ = run(connected(), HangupRequest(), now=5.0)
+    assert not ended.finished
+    call, outs = run(ended, RecordingSettled(ended.recording, stored=True))
+    assert outs == [RecordingReady(ended.recording)] and call.finished
+    assert run(call, rec_done(ended.recording)) == (call, [])  # reported once
+    call, outs = run(ended, RecordingSettled(ended.recording, stored=False))
+    assert outs == [] and call.finished
 
 
 def test_failed_bridge_recording_is_not_waited_for() -> None:
