@@ -172,8 +172,7 @@ class Dialer:
                     # ask ARI when the recording's event is late: it can be lost
                     # (channels.voice.recordings)
                     ended_at = self._clock() if ended_at is None else ended_at
-                    left = ended_at + s.recording_wait_s - self._clock()
-                    timeout = max(0.0, min(s.recording_check_s, left))
+                    timeout = recordings.next_check_s(s, ended_at, self._clock())
                 elif w.call.deadline is not None:
                     timeout = max(0.0, w.call.deadline - self._clock())
                 try:

@@ -23,8 +23,16 @@ import logging
 from channels.base import ChannelError
 from channels.voice.ari import AriClient, AriNotFound
 from channels.voice.commands import RecordingSettled
+from channels.voice.settings import VoiceSettings
 
 log = logging.getLogger(__name__)
+
+
+def next_check_s(settings: VoiceSettings, ended_at: float, now: float) -> float:
+    """How long an ended call waits for a recording event before asking ARI (:func:`settle`):
+    ``recording_check_s``, never past ``recording_wait_s`` after the end."""
+    left = ended_at + settings.recording_wait_s - now
+    return max(0.0, min(settings.recording_check_s, left))
 
 
 async def settle(ari: AriClient, name: str) -> RecordingSettled | None:

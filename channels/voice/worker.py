@@ -81,7 +81,8 @@ class CallWorker:
                 timeout: float | None = None
                 if self.call.state is sm.CallState.ENDED:
                     ended_at = self.host.now() if ended_at is None else ended_at
-                    timeout = self._recording_timeout(ended_at)
+                    timeout = recordings.next_check_s(self.host.settings, ended_at,
+                                                      self.host.now())
                 elif self.call.deadline is not None:
                     timeout = max(0.0, self.call.deadline - self.host.now())
                 before = self.call.state
@@ -117,12 +118,6 @@ class CallWorker:
             _inp, done = self.inbox.get_nowait()
             if done is not None and not done.done():
                 done.set_result((self.call.state, self.call))
-
-    def _recording_timeout(self, ended_at: float) -> float:
-        """How long an ended call waits for an event before asking ARI about its recordings."""
-        s = self.host.settings
-        left = ended_at + s.recording_wait_s - self.host.now()
-        return max(0.0, min(s.recording_check_s, left))
 
     async def _check_recordings(self, ended_at: float) -> bool:
         """No recording event for a while after the end: ask ARI how each pending recording
