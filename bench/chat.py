@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -200,26 +201,60 @@ def bare_server(port: int) -> None:
 # ---------------------------------------------------------------- orchestration
 
 
+def children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (the hub's search index worker), by their parent pid."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _child_name(pid: int) -> str:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "process"
+    return "index_worker" if b"index_worker" in cmdline else "process"
+
+
 def cpu_seconds(pid: int) -> float:
-    """User+system CPU a process has used (Linux /proc), to show which side is saturated."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User+system CPU a process and its children have used (Linux /proc), to show which side
+    is saturated."""
+    total = 0.0
+    for each in [pid, *children(pid)]:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds per thread of a process by ``<name>:<tid>`` (``loop`` for the main thread, the
     event loop's; Python's other threads are all named ``python``, native ones such as tantivy's
-    have their own names), to see how much of the server's CPU is not the loop's."""
+    have their own names), to see how much of the server's CPU is not the loop's. A child
+    process's threads count as ``child:<name>`` (the search index worker's main thread as
+    ``child:index_worker``, another child's as ``child:process``)."""
     out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            raw = (task / "stat").read_text()
-        except OSError:  # the thread ended meanwhile
-            continue
-        name = "loop" if task.name == str(pid) else raw[raw.index("(") + 1 : raw.rindex(")")]
-        fields = raw.rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        out[f"{name}:{task.name}"] = cpu
+    for each in [pid, *children(pid)]:
+        prefix = "" if each == pid else "child:"
+        main = "loop" if each == pid else _child_name(each)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{each}/task").iterdir():
+                try:
+                    raw = (task / "stat").read_text()
+                except OSError:  # the thread ended meanwhile
+                    continue
+                name = main if task.name == str(each) else raw[raw.index("(") + 1 : raw.rindex(")")]
+                fields = raw.rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                out[f"{prefix}{name}:{task.name}"] = cpu
     return out
 
 

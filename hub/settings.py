@@ -59,6 +59,7 @@ class Settings:
     redis_url: str = field(default="", repr=False)  # set: socket.io fan-out between hub processes
     meili_url: str = ""  # set: Meilisearch instead of the embedded index
     meili_key: str = field(default="", repr=False)
+    search_worker: bool = False  # the embedded index is written by a child process of the hub
     run_channels: bool = True  # start channel receive loops in the lifespan
     dispatcher: bool = True  # run the router/dispatcher in this process
     transcribe: str = "auto"  # call transcripts: on/off; auto = on when pocketsphinx imports
@@ -132,7 +133,7 @@ class Settings:
                 values[name] = ",".join(types)
             elif name == "login_attempts_per_minute":
                 values[name] = _int(var, raw, 1, 10_000)
-            elif name in {"cookie_secure", "run_channels", "dispatcher"}:
+            elif name in {"cookie_secure", "run_channels", "dispatcher", "search_worker"}:
                 values[name] = _bool(var, raw)
             elif name == "transcribe":
                 if raw.strip().lower() not in {"on", "off", "auto"}:
@@ -161,7 +162,8 @@ def known_variables() -> frozenset[str]:
 
 
 def process_environment() -> dict[str, str]:
-    """A copy of the process environment, for secrets a config file names (``password_env``).
+    """A copy of the process environment, for secrets a config file names (``password_env``)
+    and for the hub's child processes (the search index worker).
 
     Kept here so that this module stays the only one that reads the environment.
     """

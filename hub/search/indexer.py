@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -70,9 +70,18 @@ class Indexer:
         poll_s: float = 0.5,
         debounce_s: float = 0.25,
         writer: BatchWriter | None = None,
+        on_commit: Callable[[DrainResult], None] | None = None,
+        sqlite_deletes: Callable[[list[int]], Awaitable[None]] | None = None,
     ) -> None:
         """``writer``: where SQLite's outbox deletes run (the hub passes its shared writer;
-        without one the indexer makes its own)."""
+        without one the indexer makes its own). ``on_commit``: called once a batch is
+        committed to the index (the index worker process tells the hub's reader).
+        ``sqlite_deletes``: deletes drained SQLite outbox rows instead of ``writer`` (the index
+        worker process hands them to the hub: a second process writing would meet the hub's
+        writers in SQLite's busy handler, which sleeps up to 100 ms between tries while the
+        hub's write queue waits behind it)."""
+        self._on_commit = on_commit
+        self._sqlite_deletes = sqlite_deletes
         self._sessions = sessions
         self._writer = writer
         self._index = index
@@ -137,6 +146,8 @@ class Indexer:
                 await session.rollback()
                 return DrainResult(0, 0, 0, 0)
             result = await self._apply(session, batch)
+            if self._on_commit is not None:
+                self._on_commit(result)
             ids = [row.id for row in batch]
             if postgres:  # in the transaction that holds the rows' locks
                 await session.execute(delete(SearchOutbox).where(SearchOutbox.id.in_(ids)))
@@ -146,12 +157,18 @@ class Indexer:
                 # to a write fails at once if another connection committed meanwhile)
                 await session.rollback()
         if not postgres:
-            if self._writer is None:
-                self._writer = writer_for(self._sessions)
-            await self._writer.run(functools.partial(_delete_done, ids))
+            if self._sqlite_deletes is not None:
+                await self._sqlite_deletes(ids)
+            else:
+                await delete_drained(self._writer_or_own(), ids)
         self.drained_rows += len(batch)
         log.debug("search outbox: %s", result)
         return result
+
+    def _writer_or_own(self) -> BatchWriter:
+        if self._writer is None:
+            self._writer = writer_for(self._sessions)
+        return self._writer
 
     async def _apply(
         self, session: AsyncSession, batch: Sequence[Row[int, str, str]]
@@ -177,6 +194,11 @@ class Indexer:
             await self._index.upsert(docs)
         await self._index.commit()  # durable and searchable: only now may the rows go
         return DrainResult(len(batch), len(docs), len(gone), len(set(purges)))
+
+
+async def delete_drained(writer: BatchWriter, ids: list[int]) -> None:
+    """Delete outbox rows whose updates the index has committed (one short write unit)."""
+    await writer.run(functools.partial(_delete_done, ids))
 
 
 def _delete_done(ids: list[int], conn: Connection) -> None:

@@ -9,6 +9,10 @@ rebuilt by the hub itself, because the database is the source of truth: the old 
 moved aside, a fresh index is filled from the interactions table in the background (search
 answers 503 "rebuilding" meanwhile, the outbox keeps new updates), then the indexer starts and
 the old directory is deleted. Nobody has to stop the hub and run ``contacthub reindex``.
+
+With ``HUB_SEARCH_WORKER`` the embedded index is written by the index worker process
+(:mod:`hub.search.index_worker_supervisor`) and only read here; by default, and with
+Meilisearch, the :class:`~hub.search.indexer.Indexer` runs in this process.
 """
 
 from __future__ import annotations
@@ -20,15 +24,16 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from hub.actions.batch_writer import BatchWriter
+from hub.actions.batch_writer import BatchWriter, writer_for
 from hub.db.engine import SessionFactory
 from hub.events import EventBus
-from hub.search.backend import backend_name, index_dir, open_index
-from hub.search.indexer import Indexer
+from hub.search.backend import backend_name, index_dir, open_index, uses_worker
+from hub.search.index_worker_supervisor import IndexWorkerSupervisor
+from hub.search.indexer import Indexer, delete_drained
 from hub.search.maintenance import apply_retention, reindex
 from hub.settings import Settings
 from recorder.media import MediaStore
-from recorder.search import IndexUnavailableError, SchemaMismatchError, SearchIndex
+from recorder.search import IndexUnavailableError, SchemaMismatchError, SearchIndex, TantivyIndex
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +61,16 @@ class SearchService:
         self.retention_interval_s = retention_interval_s
         self.poll_s = poll_s
         self.index: SearchIndex | None = None
-        self.indexer: Indexer | None = None
+        self.indexer: Indexer | None = None  # in this process (Meilisearch, or no worker)
+        self.worker: IndexWorkerSupervisor | None = None  # the embedded index's writer process
+        self._serving: SearchIndex | None = None  # the index while the worker cannot write
         self.unavailable_reason = "search is starting"
         self._rebuilding: SearchIndex | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, supervise: Supervise) -> None:
         try:
-            self.index = await open_index(self.settings)
+            self.index = await open_index(self.settings, writer=not uses_worker(self.settings))
         except IndexUnavailableError as exc:
             self.unavailable_reason = exc.message
             log.error(
@@ -85,10 +92,46 @@ class SearchService:
         self._tasks.append(asyncio.create_task(supervise("retention", self._retention_loop)))
 
     def _start_indexer(self, index: SearchIndex, supervise: Supervise) -> None:
+        if isinstance(index, TantivyIndex) and index.read_only:
+            self.worker = IndexWorkerSupervisor(
+                self.settings, index, self._worker_state, self._delete_drained
+            )
+            self.bus.subscribe(self.worker.on_event)
+            self._tasks.append(asyncio.create_task(supervise("search-worker", self.worker.run)))
+            log.info("search: tantivy index ready (written by the index worker process)")
+            return
         self.indexer = Indexer(self.sessions, index, poll_s=self.poll_s, writer=self.writer)
         self.bus.subscribe(self.indexer.on_event)
         self._tasks.append(asyncio.create_task(supervise("search-indexer", self.indexer.run)))
         log.info("search: %s index ready", backend_name(self.settings))
+
+    async def _delete_drained(self, ids: list[int]) -> None:
+        if self.writer is None:
+            self.writer = writer_for(self.sessions)
+        await delete_drained(self.writer, ids)
+
+    def _worker_state(self, problem: str | None) -> None:
+        """The worker could not take the index writer (``problem``), or now has it (None)."""
+        if problem is None:
+            if self.index is None and self._serving is not None:
+                self.index, self._serving = self._serving, None
+                log.info("search: available again")
+            return
+        if self.index is not None:
+            self._serving, self.index = self.index, None
+        self.unavailable_reason = problem
+        log.error(
+            "search disabled in this process: %s. With the embedded index only one hub "
+            "process may own %s; run several processes with HUB_MEILI_URL. Index updates "
+            "wait in the outbox.",
+            problem,
+            index_dir(self.settings),
+        )
+
+    def _wake(self) -> None:
+        for drainer in (self.indexer, self.worker):
+            if drainer is not None:
+                drainer.wake()
 
     async def _rebuild(self, why: str, supervise: Supervise) -> None:
         """Move the outdated embedded index aside and fill a new one from the database."""
@@ -116,6 +159,14 @@ class SearchService:
             return
         log.info("search: index rebuilt with %d docs in %.1f s", docs,
                  time.monotonic() - started)  # fmt: skip
+        if uses_worker(self.settings):  # hand the writer to the worker process
+            await index.close()
+            try:
+                index = await open_index(self.settings, writer=False)
+            except (OSError, IndexUnavailableError, SchemaMismatchError) as exc:
+                self.unavailable_reason = f"search index rebuilt but not readable: {exc}"
+                log.error("search disabled: %s", self.unavailable_reason)
+                return
         self.index, self._rebuilding = index, None
         self._start_indexer(index, supervise)
         await asyncio.to_thread(shutil.rmtree, aside, True)
@@ -123,8 +174,8 @@ class SearchService:
     async def _retention_loop(self) -> None:
         while True:
             report = await apply_retention(self.sessions, self.media)
-            if report.interactions and self.indexer is not None:
-                self.indexer.wake()
+            if report.interactions:
+                self._wake()
             await asyncio.sleep(self.retention_interval_s)
 
     async def stop(self) -> None:
@@ -132,7 +183,7 @@ class SearchService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for index in (self.index, self._rebuilding):
+        for index in (self.index, self._rebuilding, self._serving):
             if index is not None:
                 await index.close()
-        self.index = self._rebuilding = None
+        self.index = self._rebuilding = self._serving = None

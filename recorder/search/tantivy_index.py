@@ -2,9 +2,12 @@
 
 Theory of operation: one :class:`tantivy.IndexWriter` lives as long as the index (tantivy
 allows a single writer per directory, enforced by a lock file, so this backend serves exactly
-one hub process; multi-process deployments use Meilisearch). Writes are staged in the writer's
-memory and become durable and searchable together at :meth:`TantivyIndex.commit`, which also
-reloads the reader, so a search issued after ``commit()`` returns sees the change.
+one hub deployment; multi-process deployments use Meilisearch). Writes are staged in the
+writer's memory and become durable and searchable together at :meth:`TantivyIndex.commit`,
+which also reloads the reader, so a search issued after ``commit()`` returns sees the change.
+An index opened with ``writer=False`` only reads: the hub opens it that way when its index
+worker process owns the writer, and :meth:`TantivyIndex.refresh` picks up that process's
+commits (segment files a merge deletes stay readable through the reader's open maps).
 
 Every tantivy call that touches the index blocks, so it runs in a worker thread
 (``asyncio.to_thread``; only query building, microseconds, runs on the event loop). A lock
@@ -59,7 +62,7 @@ class TantivyIndex:
     """:class:`~recorder.search.protocol.SearchIndex` on an embedded tantivy index."""
 
     def __init__(self, index: tantivy.Index, schema: tantivy.Schema, writer_heap: int,
-                 writer_threads: int) -> None:
+                 writer_threads: int, *, writer: bool = True) -> None:
         # The exact common-word shortcuts; off only to measure or test the plain path.
         self.shortcuts = True
         self._index = index
@@ -68,8 +71,12 @@ class TantivyIndex:
         self._lock = threading.Lock()
         self._snap = Snapshot(index.searcher(), schema)
         self._keys = tantivy_keys.from_searcher(self._snap.searcher)
+        self._writer: tantivy.IndexWriter | None = None
+        self.read_only = not writer
+        if self.read_only:
+            return
         try:
-            self._writer: tantivy.IndexWriter | None = index.writer(writer_heap, writer_threads)
+            self._writer = index.writer(writer_heap, writer_threads)
         except ValueError as exc:  # tantivy reports the lock file as ValueError
             raise IndexUnavailableError(
                 f"cannot open the index writer (another process holds the index?): {exc}"
@@ -77,8 +84,11 @@ class TantivyIndex:
 
     @classmethod
     def open(cls, directory: Path | None, *, writer_heap: int = 128_000_000,
-             writer_threads: int = 0) -> TantivyIndex:
+             writer_threads: int = 0, writer: bool = True) -> TantivyIndex:
         """Open or create the index in ``directory`` (``None``: in memory, for tests).
+
+        ``writer=False`` opens a reader only (no lock taken): another process writes the
+        index and tells this one when to :meth:`refresh`.
 
         Raises :class:`SchemaMismatchError` if the directory holds an index of another schema
         version: delete the directory and rebuild it with ``reindex``.
@@ -98,16 +108,35 @@ class TantivyIndex:
         else:
             marker.write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
         index = tantivy.Index(schema, path=str(directory), reuse=True)
-        opened = cls(index, schema, writer_heap, writer_threads)
-        log.info("search index opened at %s with %d docs", directory, opened._snap.num_docs)
+        opened = cls(index, schema, writer_heap, writer_threads, writer=writer)
+        log.info("search index opened at %s with %d docs%s", directory, opened._snap.num_docs,
+                 " (read only)" if opened.read_only else "")
         return opened
 
     # ---- writes -------------------------------------------------------------------------
 
     def _require_writer(self) -> tantivy.IndexWriter:
         if self._writer is None:
-            raise IndexUnavailableError("index is closed")
+            raise IndexUnavailableError(
+                "index is open read only" if self.read_only else "index is closed")
         return self._writer
+
+    @property
+    def key_spread(self) -> tantivy_keys.KeySpread | None:
+        """The time keys' spread as this process knows it (the writer hands it to readers)."""
+        return self._keys
+
+    def _refresh_sync(self, spread: tantivy_keys.KeySpread | None) -> None:
+        try:
+            self._index.reload()
+            snap = Snapshot(self._index.searcher(), self._schema)
+        except (ValueError, OSError) as exc:  # e.g. a segment merged away while reading meta
+            raise IndexUnavailableError(f"reloading the index failed: {exc}") from exc
+        self._snap, self._keys = snap, spread
+
+    async def refresh(self, spread: tantivy_keys.KeySpread | None) -> None:
+        """See what another process committed; ``spread`` is its key spread (a hint)."""
+        await asyncio.to_thread(self._refresh_sync, spread)
 
     def _upsert_sync(self, docs: list[SearchDoc], replace_existing: bool) -> None:
         with self._lock:

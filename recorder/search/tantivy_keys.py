@@ -107,6 +107,33 @@ def count_buckets(times: Iterable[datetime]) -> Counter[int]:
     return Counter((at - _EPOCH) // _BUCKET_TIME for at in times)
 
 
+def to_wire(spread: KeySpread | None) -> dict[str, object] | None:
+    """``spread`` as plain JSON values, for the index writer process to hand to readers."""
+    if spread is None:
+        return None
+    return {"low": spread.low, "high": spread.high,
+            "counts": [[bucket, n] for bucket, n in spread.counts.items()]}
+
+
+def from_wire(value: object) -> KeySpread | None:
+    """The spread :func:`to_wire` produced; ``ValueError`` for anything else (a reader must
+    not take a garbled hint on trust, however harmless)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("key spread: expected an object")
+    low, high, counts = value.get("low"), value.get("high"), value.get("counts")
+    if not (isinstance(low, int) and isinstance(high, int) and isinstance(counts, list)):
+        raise ValueError("key spread: expected integer low/high and a counts list")
+    table: dict[int, int] = {}
+    for pair in counts:
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(x, int) for x in pair)):
+            raise ValueError("key spread: each count must be [bucket, documents]")
+        table[pair[0]] = pair[1]
+    return KeySpread(low, high, MappingProxyType(table))
+
+
 def plus(spread: KeySpread | None, low: int, high: int,
          buckets: Mapping[int, int]) -> KeySpread:
     """``spread`` (``None``: nothing staged yet) plus the given staged documents."""

@@ -239,11 +239,16 @@ async def test_locked_index_gives_503_and_keeps_the_outbox(
     owner = TantivyIndex.open(index_dir(db.settings))  # another process owning the index
     try:
         async with running_hub(db) as hub, hub.client(Role.QA) as c:
+            # the index worker process finds the writer taken and says so; search goes 503
+            for _ in range(100):
+                r = await c.get("/api/search", params={"text": "x"})
+                if r.status_code == 503:
+                    break
+                await asyncio.sleep(0.1)
             assert any(
-                "search disabled in this process" in r.getMessage() and r.levelname == "ERROR"
-                for r in caplog.records
+                "search disabled in this process" in rec.getMessage() and rec.levelname == "ERROR"
+                for rec in caplog.records
             )
-            r = await c.get("/api/search", params={"text": "x"})
             assert r.status_code == 503
             assert r.json()["code"] == "search_unavailable"
             assert "Retry-After" in r.headers

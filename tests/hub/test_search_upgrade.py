@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
+
+import pytest
 
 from hub.app import supervise
 from hub.events import EventBus
@@ -21,14 +24,19 @@ from tests.hub.test_search_outbox import ingest, make_ingestor
 from tests.recorder.test_tantivy_pairs import _write_v1_index
 
 
-async def test_an_outdated_index_is_rebuilt_from_the_database_at_start(db: Db) -> None:
+@pytest.mark.parametrize("worker", [False, True], ids=["in-process", "index-worker"])
+async def test_an_outdated_index_is_rebuilt_from_the_database_at_start(
+    db: Db, worker: bool
+) -> None:
+    """With the index worker the hub rebuilds, then hands the writer to the worker process."""
     ingestor = make_ingestor(db.sessions)
     for n in range(30):
         await ingest(ingestor, f"thank you for order {n}", ext=f"u{n}", sender=f"+1555010{n:04d}")
     path = index_dir(db.settings)
     _write_v1_index(path)  # what the previous release left on disk (one stale doc)
 
-    service = SearchService(db.settings, db.sessions, EventBus(), None, poll_s=0.05)
+    settings = replace(db.settings, search_worker=worker)
+    service = SearchService(settings, db.sessions, EventBus(), None, poll_s=0.05)
     await service.start(supervise)
     try:
         assert service.index is None  # not searchable while incomplete
@@ -42,6 +50,7 @@ async def test_an_outdated_index_is_rebuilt_from_the_database_at_start(db: Db) -
         marker = json.loads((path / "contacthub-index.json").read_text())
         assert marker == {"schema_version": SCHEMA_VERSION}
 
+        assert (service.worker is not None) == worker
         # and the indexer runs on the new index (it polls the outbox): later messages are found
         await ingest(ingestor, "thank you again", ext="u-late", sender="+15550109999")
         async with asyncio.timeout(10):

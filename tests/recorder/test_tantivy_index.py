@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import tantivy
 
 from recorder.search import (
     IndexUnavailableError,
@@ -148,3 +149,55 @@ async def test_a_crash_keeps_commits_loses_only_staged_and_frees_the_lock(
     assert [h.id for h in (await index.search(SearchQuery(text="crash"))).hits] == ["ix_00001"]
     assert (await index.search(SearchQuery(text="staged"))).total == 0
     await index.close()
+
+
+BUSY_WRITER = """
+import asyncio, sys
+from pathlib import Path
+from recorder.search import TantivyIndex
+from tests.recorder.conftest import make_doc
+
+async def main() -> None:
+    index = TantivyIndex.open(Path(sys.argv[1]), writer_heap=15_000_000, writer_threads=1)
+    for batch in range(60):  # many small commits: tantivy merges and deletes segments meanwhile
+        await index.upsert([make_doc(batch * 10 + n, text=f"otter {batch}") for n in range(10)])
+        await index.commit()
+        print(batch, flush=True)
+    await index.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_reader_follows_another_process_through_merges(tmp_path: Path) -> None:
+    """The hub's read-only view while the index worker process commits: each refresh sees the
+    new commit, reads never fail though merges delete the segment files an older view uses,
+    and writes through the reader are refused."""
+    reader = TantivyIndex.open(tmp_path / "ix", writer=False)
+    assert reader.read_only
+    with pytest.raises(IndexUnavailableError, match="read only"):
+        await reader.upsert([make_doc(1)])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", BUSY_WRITER, str(tmp_path / "ix"),
+        stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout is not None
+    old_view: tantivy.Searcher | None = None
+    old_files: set[str] = set()
+    seen = 0
+    while line := await proc.stdout.readline():
+        committed = (int(line) + 1) * 10
+        assert (await reader.search(SearchQuery(text="otter"))).total == seen  # not refreshed
+        await reader.refresh(None)
+        seen = (await reader.search(SearchQuery(text="otter"))).total
+        assert seen == committed
+        if old_view is None and committed == 100:
+            old_view = reader._snap.searcher  # pinned: its segments get merged away later
+            old_files = {p.name for p in (tmp_path / "ix").iterdir()}
+    assert await proc.wait() == 0
+    assert await reader.count() == 600
+    assert old_view is not None
+    assert old_files - {p.name for p in (tmp_path / "ix").iterdir()}, "no segment was merged away"
+    hits = old_view.search(tantivy.Query.all_query(), 200).hits
+    stored = [old_view.doc(address)["id"][0] for _, address in hits]  # reads the deleted files
+    assert sorted(stored) == [f"ix_{n:05d}" for n in range(100)]
+    await reader.close()

@@ -5,6 +5,7 @@ a long empty stretch of time under the newest documents."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -236,3 +237,18 @@ async def test_analyzer_agrees_with_the_query_parser(idx: TantivyIndex) -> None:
             continue
         found = await idx.search(SearchQuery(text=word, limit=50))
         assert idx._snap.doc_freqs(term)[1] == found.total, word
+
+
+def test_the_key_spread_survives_the_trip_to_another_process() -> None:
+    """The index worker hands its spread to the hub as JSON: the same value comes back, and
+    anything malformed is refused rather than trusted."""
+    size = 1 << tantivy_keys.BUCKET_BITS
+    spread = tantivy_keys.plus(None, 3 * size + 5, 9 * size + 7, Counter({3: 4, 9: 1}))
+    back = tantivy_keys.from_wire(json.loads(json.dumps(tantivy_keys.to_wire(spread))))
+    assert back == spread and dict(back.counts) == {3: 4, 9: 1}
+    assert tantivy_keys.from_wire(tantivy_keys.to_wire(None)) is None
+    for bad in ([1, 2], {"low": "x", "high": 1, "counts": []},
+                {"low": 1, "high": 2, "counts": [[1]]},
+                {"low": 1, "high": 2, "counts": [["a", 1]]}):
+        with pytest.raises(ValueError, match="key spread"):
+            tantivy_keys.from_wire(bad)
