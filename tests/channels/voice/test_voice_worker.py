@@ -4,6 +4,7 @@ the worker asks for, so the order of ARI calls and sink items is checked exactly
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -43,7 +44,7 @@ class Host:
                                       ivr=IvrConfig(menu=None, default_queue="general"))
         self.stub = StubAri()
         self.ari = cast(AriClient, self.stub)
-        self.queue_status = None
+        self.queue_status: Callable[[str], Awaitable[sm.QueueStatus | None]] | None = None
         self._sink = sink
         self.owned: dict[str, str] = {}
         self.forgotten = asyncio.Event()
