@@ -170,11 +170,25 @@ def adopt_call(call_id: str, config: IvrConfig, now: float, *, bridge_id: str | 
     call = Call(id=call_id, state=CallState.QUEUED, arrived_at=now, config=config,
                 queue=queue or config.default_queue)
     if bridge_id is not None and agent_channel is not None:
-        # the live recording's name is derived from the call id, so it is still reported
+        # the bridge and its recording are named alike per agent leg (bridge-<id>[-n],
+        # call-<id>[-n], see _agent_answered), so the bridge's name gives the live recording's
+        # and how many legs came before (a transfer after the restart must not reuse a name)
+        legs = _leg_of(bridge_id, call_id)
+        suffix = f"-{legs}" if legs > 1 else ""
         return replace(call, state=CallState.CONNECTED, bridge_id=bridge_id,
-                       agent_channel=agent_channel, answered_at=now,
-                       recording=f"call-{safe_name(call_id)}"), []
+                       agent_channel=agent_channel, answered_at=now, legs=legs,
+                       recording=f"call-{safe_name(call_id)}{suffix}"), []
     return call, [StartMoh(call_id, config.moh_class), Queued(call.queue or "")]
+
+
+def _leg_of(bridge_id: str, call_id: str) -> int:
+    """Which agent leg made ``bridge_id`` (1 for ``bridge-<id>``, n for ``bridge-<id>-n``); 1
+    for a name this module did not make."""
+    base = f"bridge-{safe_name(call_id)}"
+    tail = bridge_id.removeprefix(base)
+    if tail != bridge_id and tail.startswith("-") and tail[1:].isdigit() and int(tail[1:]) > 1:
+        return int(tail[1:])
+    return 1
 
 
 def _prompt(call: Call, media: tuple[str, ...]) -> Step:

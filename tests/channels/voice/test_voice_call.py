@@ -288,6 +288,27 @@ def test_adopted_calls_resume_queue_or_bridge() -> None:
     assert call.recording == "call-1700000000-1"
 
 
+def test_an_adopted_call_after_a_transfer_keeps_its_leg_numbering() -> None:
+    """The second agent's bridge records ``call-<id>-2``: adopting it after a restart must wait
+    for that recording (not the first leg's, long finished), and a further transfer must name
+    the third leg's bridge and recording, not reuse the first's."""
+    call, _ = sm.adopt_call(CALL, CONFIG, 1.0, bridge_id="bridge-1700000000-1-2",
+                            agent_channel=AGENT)
+    assert call.recording == "call-1700000000-1-2" and call.legs == 2
+    first, _ = sm.adopt_call(CALL, CONFIG, 1.0, bridge_id="bridge-1700000000-1",
+                             agent_channel=AGENT)
+    assert first.recording == "call-1700000000-1" and first.legs == 1
+    # a blind transfer after the restart: the caller goes back to the queue, and the next
+    # agent who answers gets leg 3's names
+    requeued, _ = sm.step(call, sm.RequeueRequest(), 2.0)
+    assert requeued.state is sm.CallState.QUEUED
+    assert requeued.old_recordings == ("call-1700000000-1-2",)
+    again, outs = run(requeued, sm.Offer("PJSIP/agent1", AGENT, 15), dial("ANSWER"), agent_up())
+    assert again.state is sm.CallState.CONNECTED
+    assert (again.bridge_id, again.recording) == ("bridge-1700000000-1-3", "call-1700000000-1-3")
+    assert sm.RecordBridge("bridge-1700000000-1-3", "call-1700000000-1-3") in outs
+
+
 def test_a_recording_that_never_started_is_not_waited_for() -> None:
     call = connected()
     failed = sm.ActionFailed(sm.RecordBridge("bridge-1700000000-1", "call-1700000000-1"), "x")

@@ -84,3 +84,36 @@ async def test_attended_transfer_complete_then_cancel(
         assert call.agent_channel == target
         await run.channel.hangup(call_id)
         await ended(ag2, caller, timeout=10)
+
+
+async def test_hub_restart_after_a_blind_transfer_keeps_the_second_recording(
+    asterisk: AsteriskTestbed, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    """The restarted channel adopts the call on its second agent's bridge and hands over that
+    leg's recording (``call-<id>-2``), not a guess from the call id alone."""
+    tb = asterisk
+    ag1, ag2 = phone(tb, tmp_path, speech, "agent1"), phone(tb, tmp_path, speech, "agent2")
+    caller = start_sipp(tb, "caller", tmp_path, port=tb.caller_port,
+                        values=caller_values(speech), call_to="100")
+    async with running_channel(tb) as first:
+        call_id = (await first.sink.wait_for(lambda i: i.kind is InboundKind.CALL)).external_id
+        await first.channel.connect_agent(call_id, "PJSIP/agent1")
+        await first.channel.requeue(call_id)
+        await ended(ag1, timeout=10)
+        second_agent = await first.channel.connect_agent(call_id, "PJSIP/agent2")
+    safe = call_id.replace(".", "-")
+    async with running_channel(tb) as second:
+        for _ in range(100):
+            if second.channel.call(call_id) is not None:
+                break
+            await asyncio.sleep(0.02)
+        state = second.channel.call(call_id)
+        assert state is not None and state.state is CallState.CONNECTED
+        assert state.agent_channel == second_agent
+        assert (state.bridge_id, state.recording) == (f"bridge-{safe}-2", f"call-{safe}-2")
+        await asyncio.sleep(1)
+        await second.channel.hangup(call_id)
+        rec = await second.sink.wait_for(
+            lambda i: i.external_id == f"{call_id}:recording:call-{safe}-2")
+        assert rec.attachments[0].data[:4] == b"RIFF"
+        await ended(ag2, caller, timeout=10)
