@@ -10,9 +10,11 @@ test_voice_outbound_units.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
+from channels.voice.ari import AriClient, AriNotFound
 from channels.voice.commands import RecordingReady
 from channels.voice.dialer import Dialer, Recorded
 from channels.voice.outbound import (
@@ -132,3 +134,58 @@ async def test_customer_hangs_up_while_ari_is_cut_the_call_still_ends(
         await proxy.close()
     assert isinstance(end, OutboundEnded)
     assert end.reason == "customer_hangup" and end.connected, end
+
+
+async def test_recording_is_handed_over_when_its_finished_event_never_came(
+    asterisk: AsteriskTestbed, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    """As for inbound calls (test_voice_e2e.py): the call ends while the events socket is down,
+    so the recording's RecordingFinished is certainly lost; after the reconnect the dialer's
+    call asks ARI and still reports the recording, well before ``recording_wait_s``."""
+    tb = asterisk
+    agent = start_sipp(tb, "agent", tmp_path, port=tb.agent_ports["agent1"],
+                       values={"ring_ms": "100", "speech_pcap": str(speech["agent"])})
+    customer = start_sipp(tb, "agent", tmp_path, port=tb.caller_port,
+                          values={"ring_ms": "100", "speech_pcap": str(speech["caller"])})
+    proxy = TcpProxy(tb.http_port)
+    port = await proxy.start()
+    direct = AriClient(tb.ari_url, tb.user, tb.password)
+    try:
+        async with running_channel(tb, ari_url=f"http://127.0.0.1:{port}/ari",
+                                   recording_wait_s=30.0) as run:
+            dialer = Dialer(run.channel)
+            notes = Notices()
+            call = await dialer.dial(agent_endpoint="PJSIP/agent1",
+                                     customer_endpoint=customer_dial_string(TRUNK, NUMBER),
+                                     number=NUMBER, report=notes)  # fmt: skip
+            await notes.wait(CustomerUp)
+            await asyncio.sleep(1)  # some conversation to record
+            proxy.block()
+            await asyncio.sleep(0.3)
+            # the call ends while nobody listens, the way the dialer ends one
+            await direct.hangup(call.customer_channel)
+            await direct.hangup(call.agent_channel)
+            with contextlib.suppress(AriNotFound):
+                await direct.destroy_bridge(call.bridge_id)
+            async with asyncio.timeout(5):
+                while True:
+                    try:
+                        await direct.get_live_recording(call.recording)
+                    except AriNotFound:
+                        break
+                    await asyncio.sleep(0.05)
+            assert (await direct.get_stored_recording(call.recording)).name == call.recording
+            t = time.monotonic()
+            proxy.allow()
+            end = await notes.wait(OutboundEnded, timeout=15)
+            rec = await notes.wait(Recorded, timeout=10)
+            handed_over_s = time.monotonic() - t
+            assert await asyncio.to_thread(agent.wait, 10) == 0, agent.errors()
+            assert await asyncio.to_thread(customer.wait, 10) == 0, customer.errors()
+    finally:
+        await direct.aclose()
+        await proxy.close()
+    assert isinstance(end, OutboundEnded) and end.connected, end
+    assert isinstance(rec, Recorded) and rec.wav[:4] == b"RIFF"
+    assert handed_over_s < 10.0  # not recording_wait_s (30 s)
+    print(f"\nrecording handed over {handed_over_s*1000:.0f} ms after reconnecting")
