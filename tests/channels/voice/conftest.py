@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from channels.base import ChannelError, Inbound, IngestReceipt
-from channels.voice.ari import AriClient
+from channels.voice.ari import AriClient, AriNotFound
+from channels.voice.call import Call
 from channels.voice.channel import VoiceChannel, VoiceSettings
 from channels.voice.events import StasisStart
 from channels.voice.ivr import IvrConfig, Menu, MenuOption
@@ -125,6 +126,34 @@ async def running_channel(tb: AsteriskTestbed, *, ari_url: str | None = None,
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await channel.aclose()
+
+
+async def adopted(run: Running, call_id: str) -> Call | None:
+    """The call a restarted channel found in the app (None if it never did within 2 s)."""
+    for _ in range(100):
+        if (call := run.channel.call(call_id)) is not None:
+            return call
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def end_unheard(direct: AriClient, legs: tuple[str, ...], bridge_id: str,
+                      recording: str) -> None:
+    """End a recorded call the way the channel would, through ``direct`` while the channel's
+    own ARI link is cut, and wait until Asterisk has stored the recording: its
+    RecordingFinished went nowhere, certainly."""
+    for leg in legs:
+        await direct.hangup(leg)
+    with contextlib.suppress(AriNotFound):
+        await direct.destroy_bridge(bridge_id)
+    async with asyncio.timeout(5):
+        while True:
+            try:
+                await direct.get_live_recording(recording)
+            except AriNotFound:
+                break
+            await asyncio.sleep(0.05)
+    assert (await direct.get_stored_recording(recording)).name == recording
 
 
 async def heard_rms(tb: AsteriskTestbed, channel_id: str, workdir: Path,

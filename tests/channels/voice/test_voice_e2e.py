@@ -8,7 +8,6 @@ test (playing the hub) connects an agent phone (sipp UAS that auto-answers and t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from channels.base import AddressKind, ChannelKind, InboundKind, PermanentChanne
 from channels.voice.ari import AriClient, AriNotFound
 from channels.voice.call import CallState
 from channels.voice.channel import AgentUnavailable, CallGone
-from tests.channels.voice.conftest import TcpProxy, heard_rms, running_channel
+from tests.channels.voice.conftest import TcpProxy, adopted, end_unheard, heard_rms, running_channel
 from tests.servers.asterisk import AsteriskTestbed, dtmf_pcap, sox_stat, start_sipp, wav_rms
 
 CALLER = "+14155550123"
@@ -245,18 +244,8 @@ async def test_recording_is_handed_over_when_its_finished_event_never_came(
             proxy.block()
             await asyncio.sleep(0.3)
             # the call ends while nobody listens, the way the channel ends one
-            await direct.hangup(call_id)
-            await direct.hangup(agent_channel)
-            with contextlib.suppress(AriNotFound):
-                await direct.destroy_bridge(f"bridge-{call_id.replace('.', '-')}")
-            async with asyncio.timeout(5):
-                while True:
-                    try:
-                        await direct.get_live_recording(name)
-                    except AriNotFound:
-                        break
-                    await asyncio.sleep(0.05)
-            assert (await direct.get_stored_recording(name)).name == name
+            await end_unheard(direct, (call_id, agent_channel),
+                              f"bridge-{call_id.replace('.', '-')}", name)
             t = time.monotonic()
             proxy.allow()
 
@@ -335,11 +324,7 @@ async def test_hub_restart_keeps_a_connected_call_bridged(
         call_id = (await first.sink.wait_for(lambda i: i.kind is InboundKind.CALL)).external_id
         agent_channel = await first.channel.connect_agent(call_id, "PJSIP/agent1")
     async with running_channel(tb) as second:
-        for _ in range(100):
-            if second.channel.call(call_id) is not None:
-                break
-            await asyncio.sleep(0.02)
-        state = second.channel.call(call_id)
+        state = await adopted(second, call_id)
         assert state is not None and state.state is CallState.CONNECTED
         assert state.agent_channel == agent_channel
         assert not second.sink.items  # nothing new to route

@@ -10,11 +10,10 @@ test_voice_outbound_units.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
-from channels.voice.ari import AriClient, AriNotFound
+from channels.voice.ari import AriClient
 from channels.voice.commands import RecordingReady
 from channels.voice.dialer import Dialer, Recorded
 from channels.voice.outbound import (
@@ -26,7 +25,7 @@ from channels.voice.outbound import (
     OutState,
     customer_dial_string,
 )
-from tests.channels.voice.conftest import TcpProxy, heard_rms, running_channel
+from tests.channels.voice.conftest import TcpProxy, end_unheard, heard_rms, running_channel
 from tests.servers.asterisk import AsteriskTestbed, start_sipp, wav_rms
 
 NUMBER = "+14155550199"
@@ -53,6 +52,15 @@ class Notices:
                         return item
                 self.changed.clear()
                 await self.changed.wait()
+
+
+async def dial_customer(dialer: Dialer, notes: Notices) -> OutboundCall:
+    """Click-to-call from agent1 to the test customer; returns once the customer answered."""
+    call = await dialer.dial(agent_endpoint="PJSIP/agent1",
+                             customer_endpoint=customer_dial_string(TRUNK, NUMBER),
+                             number=NUMBER, report=notes)  # fmt: skip
+    await notes.wait(CustomerUp)
+    return call
 
 
 async def test_agent_then_customer_answer_bridged_recorded_customer_hangs_up(
@@ -119,10 +127,7 @@ async def test_customer_hangs_up_while_ari_is_cut_the_call_still_ends(
         async with running_channel(tb, ari_url=f"http://127.0.0.1:{port}/ari") as run:
             dialer = Dialer(run.channel)
             notes = Notices()
-            await dialer.dial(agent_endpoint="PJSIP/agent1",
-                              customer_endpoint=customer_dial_string(TRUNK, NUMBER),
-                              number=NUMBER, report=notes)  # fmt: skip
-            await notes.wait(CustomerUp)
+            await dial_customer(dialer, notes)
             proxy.block()  # the customer hangs up 1.5 s after answering: nobody hears it
             assert await asyncio.to_thread(customer.wait, 10) == 0, customer.errors()
             assert not any(isinstance(n, OutboundEnded) for n in notes.items)
@@ -155,26 +160,13 @@ async def test_recording_is_handed_over_when_its_finished_event_never_came(
                                    recording_wait_s=30.0) as run:
             dialer = Dialer(run.channel)
             notes = Notices()
-            call = await dialer.dial(agent_endpoint="PJSIP/agent1",
-                                     customer_endpoint=customer_dial_string(TRUNK, NUMBER),
-                                     number=NUMBER, report=notes)  # fmt: skip
-            await notes.wait(CustomerUp)
+            call = await dial_customer(dialer, notes)
             await asyncio.sleep(1)  # some conversation to record
             proxy.block()
             await asyncio.sleep(0.3)
             # the call ends while nobody listens, the way the dialer ends one
-            await direct.hangup(call.customer_channel)
-            await direct.hangup(call.agent_channel)
-            with contextlib.suppress(AriNotFound):
-                await direct.destroy_bridge(call.bridge_id)
-            async with asyncio.timeout(5):
-                while True:
-                    try:
-                        await direct.get_live_recording(call.recording)
-                    except AriNotFound:
-                        break
-                    await asyncio.sleep(0.05)
-            assert (await direct.get_stored_recording(call.recording)).name == call.recording
+            await end_unheard(direct, (call.customer_channel, call.agent_channel),
+                              call.bridge_id, call.recording)
             t = time.monotonic()
             proxy.allow()
             end = await notes.wait(OutboundEnded, timeout=15)

@@ -21,10 +21,9 @@ from pathlib import Path
 import pytest
 
 from channels.voice.dialer import Dialer
-from channels.voice.outbound import CustomerUp, customer_dial_string
 from channels.voice.snoop import MonitorError, Monitors, MonitorSession
 from tests.channels.voice.conftest import heard_rms, running_channel
-from tests.channels.voice.test_voice_outbound import NUMBER, TRUNK, Notices
+from tests.channels.voice.test_voice_outbound import Notices, dial_customer
 from tests.servers.asterisk import (
     SCENARIOS,
     AsteriskTestbed,
@@ -75,10 +74,7 @@ async def test_listen_whisper_barge_switch_and_stop(
     async with running_channel(tb) as run:
         dialer = Dialer(run.channel)
         notes = Notices()
-        call = await dialer.dial(agent_endpoint="PJSIP/agent1",
-                                 customer_endpoint=customer_dial_string(TRUNK, NUMBER),
-                                 number=NUMBER, report=notes)  # fmt: skip
-        await notes.wait(CustomerUp)
+        call = await dial_customer(dialer, notes)
         monitors = Monitors(run.channel)
         with pytest.raises(MonitorError) as bad:
             await monitors.start(call.agent_channel, "PJSIP/agent2", "shout", on_end)
@@ -137,10 +133,7 @@ async def test_monitor_ends_when_the_call_ends(
     async with running_channel(tb) as run:
         dialer = Dialer(run.channel)
         notes = Notices()
-        call = await dialer.dial(agent_endpoint="PJSIP/agent1",
-                                 customer_endpoint=customer_dial_string(TRUNK, NUMBER),
-                                 number=NUMBER, report=notes)  # fmt: skip
-        await notes.wait(CustomerUp)
+        call = await dial_customer(dialer, notes)
         monitors = Monitors(run.channel)
         s = await monitors.start(call.agent_channel, "PJSIP/agent2", "barge", on_end)
         # the customer hangs up, so the call ends and the supervisor is let go too
@@ -189,10 +182,7 @@ async def test_whisper_and_barge_reach_the_agent_listen_does_not(
     async with running_channel(tb) as run:
         dialer = Dialer(run.channel)
         notes = Notices()
-        call = await dialer.dial(agent_endpoint="PJSIP/agent1",
-                                 customer_endpoint=customer_dial_string(TRUNK, NUMBER),
-                                 number=NUMBER, report=notes)  # fmt: skip
-        await notes.wait(CustomerUp)
+        call = await dial_customer(dialer, notes)
         monitors = Monitors(run.channel)
         s = await monitors.start(call.agent_channel, "PJSIP/agent2", "whisper", on_end)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from channels.base import InboundKind
 from channels.voice.call import CallState
-from tests.channels.voice.conftest import running_channel
+from tests.channels.voice.conftest import adopted, running_channel
 from tests.channels.voice.test_voice_e2e import caller_values
 from tests.servers.asterisk import AsteriskTestbed, Sipp, start_sipp
 
@@ -103,11 +103,7 @@ async def test_hub_restart_after_a_blind_transfer_keeps_the_second_recording(
         second_agent = await first.channel.connect_agent(call_id, "PJSIP/agent2")
     safe = call_id.replace(".", "-")
     async with running_channel(tb) as second:
-        for _ in range(100):
-            if second.channel.call(call_id) is not None:
-                break
-            await asyncio.sleep(0.02)
-        state = second.channel.call(call_id)
+        state = await adopted(second, call_id)
         assert state is not None and state.state is CallState.CONNECTED
         assert state.agent_channel == second_agent
         assert (state.bridge_id, state.recording) == (f"bridge-{safe}-2", f"call-{safe}-2")
