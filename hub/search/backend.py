@@ -2,8 +2,9 @@
 
 Tantivy allows one writer per directory, so only one hub process can own
 ``HUB_DATA_DIR/index``; a second one gets :class:`IndexUnavailableError` and runs without
-search (logged clearly). Several hub processes need ``HUB_MEILI_URL``. By default the writer
-lives in the hub's index worker process (:mod:`hub.search.index_worker`) and the hub reads.
+search (logged clearly). Several hub processes need ``HUB_MEILI_URL``. With
+``HUB_SEARCH_WORKER`` the writer lives in the hub's index worker process
+(:mod:`hub.search.index_worker`) and the hub only reads.
 """
 
 from __future__ import annotations
