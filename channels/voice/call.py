@@ -174,11 +174,15 @@ def adopt_call(call_id: str, config: IvrConfig, now: float, *, bridge_id: str | 
         # call-<id>[-n], see _agent_answered), so the bridge's name gives the live recording's
         # and how many legs came before (a transfer after the restart must not reuse a name)
         legs = _leg_of(bridge_id, call_id)
-        suffix = f"-{legs}" if legs > 1 else ""
         return replace(call, state=CallState.CONNECTED, bridge_id=bridge_id,
                        agent_channel=agent_channel, answered_at=now, legs=legs,
-                       recording=f"call-{safe_name(call_id)}{suffix}"), []
+                       recording=f"call-{safe_name(call_id)}{_leg_suffix(legs)}"), []
     return call, [StartMoh(call_id, config.moh_class), Queued(call.queue or "")]
+
+
+def _leg_suffix(leg: int) -> str:
+    """What names agent leg ``leg``'s bridge and recording apart from the first leg's."""
+    return f"-{leg}" if leg > 1 else ""
 
 
 def _leg_of(bridge_id: str, call_id: str) -> int:
@@ -241,7 +245,7 @@ def _agent_failed(call: Call, reason: str, now: float) -> Step:
 def _agent_answered(call: Call, now: float) -> Step:
     agent = call.agent_channel
     assert agent is not None
-    suffix = f"-{call.legs + 1}" if call.legs else ""
+    suffix = _leg_suffix(call.legs + 1)
     bridge_id = f"bridge-{safe_name(call.id)}{suffix}"
     rec = f"call-{safe_name(call.id)}{suffix}"
     out: list[Output] = [StopPlayback(call.announce_id)] if call.announce_id else []
